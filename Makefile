@@ -1,0 +1,33 @@
+# Latchkey. `make demo` runs the product, `make test` runs every test (see README.md).
+SWIFT_RELEASE = swift build -c release -Xswiftc -static-executable
+CGIS = login logout forgot reset account session
+PREFIX ?= /usr/local
+
+.PHONY: build deps-build demo demo-stop test unit e2e screenshots bench clean
+
+build: deps-build
+	python3 scripts/embed-site.py
+	$(SWIFT_RELEASE)
+	@mkdir -p cgi-bin
+	@for cgi in $(CGIS); do install -m 0755 .build/release/latchkey-cgi cgi-bin/$$cgi; done
+	@echo "built .build/release/latchkey and cgi-bin/{$(shell echo $(CGIS) | tr ' ' ',')}"
+
+# Debian packages the build needs; installed only when missing.
+deps-build:
+	@scripts/install-deps.sh build
+
+demo: build
+	scripts/demo.sh
+
+demo-stop:
+	scripts/demo.sh stop
+
+test: build
+	scripts/test.sh
+
+screenshots: build
+	scripts/install-deps.sh test
+	python3 -m pytest -q Tests/e2e/test_screenshots.py
+
+clean:
+	rm -rf .build cgi-bin/login cgi-bin/logout cgi-bin/forgot cgi-bin/reset cgi-bin/account cgi-bin/session artifacts

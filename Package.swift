@@ -1,0 +1,27 @@
+// swift-tools-version: 6.0
+// Latchkey: no Swift package dependencies; libsqlite3 and libsodium come from the system.
+import PackageDescription
+
+let package = Package(
+    name: "Latchkey",
+    products: [
+        .executable(name: "latchkey", targets: ["latchkey"]),
+        .executable(name: "latchkey-cgi", targets: ["latchkey-cgi"]),
+    ],
+    targets: [
+        .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CSodium", providers: [.apt(["libsodium-dev"])]),
+        .target(name: "LatchkeyCore", dependencies: ["CSodium"]),
+        .target(name: "LatchkeyStore", dependencies: ["LatchkeyCore", "CSQLite"]),
+        .target(name: "LatchkeySite", dependencies: ["LatchkeyCore"]),
+        .target(name: "LatchkeyMail", dependencies: ["LatchkeyCore", "LatchkeyStore"]),
+        .target(name: "LatchkeyCGI", dependencies: ["LatchkeyCore", "LatchkeyStore", "LatchkeyMail"]),
+        .target(name: "LatchkeyAdmin", dependencies: ["LatchkeyCore", "LatchkeyStore", "LatchkeySite", "LatchkeyMail"]),
+        .executableTarget(name: "latchkey", dependencies: ["LatchkeyAdmin"]),
+        .executableTarget(name: "latchkey-cgi", dependencies: ["LatchkeyCGI"]),
+        .testTarget(
+            name: "LatchkeyTests",
+            dependencies: ["LatchkeyCore", "LatchkeyStore", "LatchkeySite", "LatchkeyMail", "LatchkeyCGI", "LatchkeyAdmin"],
+            exclude: []),
+    ]
+)

@@ -1,0 +1,82 @@
+import Glibc
+import LatchkeyCore
+
+/// `latchkey`: the dispatch table from command words to the function that runs them.
+public enum AdminTool {
+    /// One command: its words, a line of usage, and what runs it.
+    struct Command: Sendable {
+        let words: [String]
+        let usage: String
+        let summary: String
+        let run: @Sendable (Invocation) throws -> Void
+    }
+
+    static let commands: [Command] = [
+        Command(words: ["init"], usage: "init [DIR]", summary: "scaffold a site folder, a secret key and an empty database", run: InitCommand.run),
+        Command(words: ["build"], usage: "build", summary: "render the static pages into the output folder", run: BuildCommand.run),
+        Command(words: ["webserver"], usage: "webserver apache [--standalone --listen 127.0.0.1:PORT --runtime-dir DIR] [--cgi-dir DIR]",
+                summary: "print a web-server config for this site", run: WebserverCommand.run),
+    ]
+
+    /// Runs `argv` (without the program name) and returns the exit status.
+    public static func main(_ argv: [String], environment: [String: String]) -> Int32 {
+        do {
+            let arguments = try Arguments(argv)
+            guard let command = commands.last(where: { arguments.words.starts(with: $0.words) }) else {
+                if arguments.words.isEmpty || arguments.flags.contains("help") || arguments.words == ["help"] {
+                    Console.out(help)
+                    return 0
+                }
+                throw CommandError("unknown command '\(arguments.words.joined(separator: " "))' (see latchkey --help)")
+            }
+            if arguments.flags.contains("help") {
+                Console.out("usage: latchkey \(command.usage) [--config FILE]\n\n\(command.summary).")
+                return 0
+            }
+            try command.run(Invocation(arguments: arguments, environment: environment, depth: command.words.count))
+            return 0
+        } catch {
+            Console.err("error: \(error)")
+            return 1
+        }
+    }
+
+    static var help: String {
+        let width = commands.map(\.usage.count).max() ?? 0
+        let lines = commands.map { "  latchkey " + $0.usage + String(repeating: " ", count: width - $0.usage.count + 2) + $0.summary }
+        return """
+        latchkey — branded login and password recovery for membership sites
+
+        usage:
+        \(lines.joined(separator: "\n"))
+
+        Every command takes --config FILE (else $LATCHKEY_CONFIG, else ./site/latchkey.json) and --help.
+        """
+    }
+}
+
+/// One run of a command: its arguments, environment, and the site config when it needs one.
+struct Invocation {
+    let arguments: Arguments
+    let environment: [String: String]
+    /// How many words named the command; the command's own words come after.
+    let depth: Int
+
+    /// The command's positional word `index` (0-based, after the command's name).
+    func word(_ index: Int, _ what: String) throws -> String { try arguments.word(depth + index, what) }
+
+    /// Positional words after the command's name.
+    var rest: [String] { Array(arguments.words.dropFirst(depth)) }
+
+    /// The config file's path by the SPEC's rule.
+    var configPath: String { SiteConfig.locate(explicit: arguments.options["config"], environment: environment) }
+
+    /// Loads the site config.
+    func config() throws -> SiteConfig { try SiteConfig.load(file: configPath) }
+
+    /// Who is running the command, for the audit trail.
+    var `operator`: String {
+        for key in ["SUDO_USER", "USER", "LOGNAME"] { if let v = environment[key], !v.isEmpty { return v } }
+        return "uid \(getuid())"
+    }
+}

@@ -1,0 +1,83 @@
+/// Apache 2.4 with mod_cgid: a snippet for an existing virtual host, or a complete file for `apache2 -f`.
+struct ApacheConfig {
+    /// What a complete, self-contained config adds around the snippet.
+    struct Standalone {
+        let listen: String
+        let runtimeDir: String
+        /// Apache started as root drops to www-data; Debian's Apache refuses to run CGIs as root.
+        let runAsRoot: Bool
+    }
+
+    let layout: WebLayout
+
+    static let modules = ["mpm_event", "authz_core", "mime", "alias", "cgid", "env", "headers", "dir", "log_config"]
+
+    func render(standalone: Standalone?) -> String {
+        let config = layout.config
+        var lines: [String] = []
+        if let s = standalone {
+            lines += [
+                "# Complete Apache config for \(config.siteName), made by `latchkey webserver apache --standalone`.",
+                "# Run: apache2 -f THIS_FILE -k start    Stop: apache2 -f THIS_FILE -k stop",
+                "ServerRoot \"/etc/apache2\"",
+                "ServerName \(s.listen.split(separator: ":").first ?? "127.0.0.1")",
+                "Listen \(s.listen)",
+                "PidFile \"\(s.runtimeDir)/apache2.pid\"",
+                "DefaultRuntimeDir \"\(s.runtimeDir)\"",
+                "Mutex file:\"\(s.runtimeDir)\" default",
+                "ErrorLog \"\(s.runtimeDir)/error.log\"",
+                "LogLevel warn",
+            ]
+            lines += ApacheConfig.modules.map { "LoadModule \($0)_module /usr/lib/apache2/modules/mod_\($0).so" }
+            lines += [
+                "TypesConfig /etc/mime.types",
+                "AddDefaultCharset utf-8",
+                "LogFormat \"%h %t \\\"%r\\\" %>s %b %D\" latchkey",
+                "CustomLog \"\(s.runtimeDir)/access.log\" latchkey",
+                "# mod_cgid's socket must be an absolute path, or requests hang then fail with 503.",
+                "ScriptSock \"\(s.runtimeDir)/cgid.sock\"",
+                "StartServers 1",
+                "ThreadsPerChild 25",
+                "MaxRequestWorkers 50",
+                "Timeout 30",
+            ]
+            if s.runAsRoot { lines += ["User www-data", "Group www-data"] }
+            lines += ["<Directory />", "    AllowOverride None", "    Require all denied", "</Directory>", ""]
+        } else {
+            lines += [
+                "# Apache snippet for \(config.siteName), made by `latchkey webserver apache`.",
+                "# Put it inside the <VirtualHost> that serves \(config.baseURL); needs mod_cgid (or mod_cgi),",
+                "# mod_alias, mod_env, mod_headers and mod_dir: a2enmod cgid alias env headers dir",
+            ]
+        }
+        lines += [
+            "# The generated pages. The database, key and site source live outside this folder.",
+            "DocumentRoot \"\(layout.documentRoot)\"",
+            "DirectoryIndex login.html",
+            "<Directory \"\(layout.documentRoot)\">",
+            "    Options -Indexes -FollowSymLinks",
+            "    AllowOverride None",
+            "    Require all granted",
+        ]
+        lines += WebLayout.staticHeaders.map { "    Header always set \($0.0) \"\($0.1)\"" }
+        lines += [
+            "</Directory>",
+            "# Password managers look here for the change-password page.",
+            "Redirect 303 \(config.rootPath).well-known/change-password \(layout.accountPage)",
+            "ErrorDocument 404 \(config.rootPath)error-404.html",
+            "",
+            "# The CGI endpoints: login, logout, forgot, reset, account, session.",
+            "ScriptAlias \(config.cgiPrefix) \"\(layout.cgiDir)/\"",
+            "<Directory \"\(layout.cgiDir)\">",
+            "    Options +ExecCGI -Indexes",
+            "    AllowOverride None",
+            "    Require all granted",
+            "    # The CGIs find the site through this; nothing else in their environment is trusted.",
+            "    SetEnv LATCHKEY_CONFIG \"\(config.file)\"",
+            "    # Never let a client's Proxy: header become HTTP_PROXY in the CGI environment (httpoxy).",
+            "    RequestHeader unset Proxy early",
+            "</Directory>",
+        ]
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,22 @@
+import Glibc
+
+/// Wall-clock time in whole Unix seconds, the unit of every timestamp in the database.
+public enum Clock {
+    /// Now, in Unix seconds.
+    public static func now() -> Int64 { Int64(time(nil)) }
+
+    /// The UTC calendar year of `seconds`, e.g. "2026".
+    public static func year(of seconds: Int64) -> String {
+        var t = time_t(seconds), parts = tm()
+        gmtime_r(&t, &parts)
+        return String(parts.tm_year + 1900)
+    }
+
+    /// `2026-11-23 14:05 UTC`, for people reading the admin tool's output.
+    public static func readable(_ seconds: Int64) -> String {
+        var t = time_t(seconds), parts = tm()
+        gmtime_r(&t, &parts)
+        func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday)) \(two(parts.tm_hour)):\(two(parts.tm_min)) UTC"
+    }
+}

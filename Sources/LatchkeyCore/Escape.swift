@@ -1,0 +1,60 @@
+/// Escaping chosen by output context, by name. Unescaped output is spelled `raw` elsewhere.
+public enum Escape {
+    /// Text between HTML tags: `& < > " '` become entities, so the same result is also
+    /// safe inside a quoted attribute value.
+    public static func html(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.utf8.count)
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&#39;"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
+    /// A quoted HTML attribute value; identical to `html`, named for the reader.
+    public static func attribute(_ text: String) -> String { html(text) }
+
+    /// One component of a URL query or path: everything but RFC 3986 unreserved
+    /// characters is percent-encoded as UTF-8.
+    public static func urlComponent(_ text: String) -> String {
+        var out = ""
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."),
+                 UInt8(ascii: "_"), UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                out += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+            }
+        }
+        return out
+    }
+}
+
+extension String {
+    /// True when any character is a C0 control (CR, LF, NUL, tab…) or DEL: such text must
+    /// never reach a mail header or a log line.
+    public var hasControlCharacters: Bool {
+        unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7f }
+    }
+
+    /// The string without leading and trailing spaces, tabs and line breaks.
+    public var trimmed: String {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
+        guard let start = firstIndex(where: { !isSpace($0) }),
+              let end = lastIndex(where: { !isSpace($0) }) else { return "" }
+        return String(self[start...end])
+    }
+
+    func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}

@@ -1,0 +1,42 @@
+import FoundationEssentials
+
+/// File path arithmetic on plain strings, POSIX style.
+public enum Path {
+    /// `path` made absolute against the current directory.
+    public static func absolute(_ path: String) -> String {
+        path.hasPrefix("/") ? normalize(path) : join(FileManager.default.currentDirectoryPath, path)
+    }
+
+    /// `relative` resolved against `base`, unless it is already absolute.
+    public static func join(_ base: String, _ relative: String) -> String {
+        relative.hasPrefix("/") ? normalize(relative) : normalize(base + "/" + relative)
+    }
+
+    /// The folder that holds `path`.
+    public static func parent(of path: String) -> String {
+        let parts = normalize(path).split(separator: "/")
+        return "/" + parts.dropLast().joined(separator: "/")
+    }
+
+    /// The last component of `path`.
+    public static func basename(_ path: String) -> String {
+        String(path.split(separator: "/").last ?? "")
+    }
+
+    /// Removes `.`, `..` and doubled slashes.
+    public static func normalize(_ path: String) -> String {
+        var parts: [Substring] = []
+        for part in path.split(separator: "/") {
+            if part == "." { continue }
+            if part == ".." { _ = parts.popLast(); continue }
+            parts.append(part)
+        }
+        return "/" + parts.joined(separator: "/")
+    }
+
+    /// True when `path` is `folder` or lies inside it.
+    public static func isInside(_ path: String, _ folder: String) -> Bool {
+        let p = normalize(path), f = normalize(folder)
+        return p == f || p.hasPrefix(f == "/" ? "/" : f + "/")
+    }
+}

@@ -1,0 +1,41 @@
+import LatchkeyCore
+
+/// Renders the branded, localized emails: subject, text part and HTML part.
+public struct EmailRenderer {
+    /// One rendered email, before MIME.
+    public struct Rendered: Equatable {
+        public let subject: String
+        public let text: String
+        public let html: String
+    }
+
+    let templates: TemplateSet
+    let context: PageContext
+
+    /// A renderer over the site's templates.
+    public init(templates: TemplateSet, context: PageContext) {
+        self.templates = templates
+        self.context = context
+    }
+
+    /// Renders `kind` in `table`'s language with the message's own `values` (name, link, expires…).
+    public func render(_ kind: EmailKind, table: LocaleTable, values: [String: TemplateValue]) throws -> Rendered {
+        let full = context.email(table: table).merging(values)
+        let subject = (table.string("email.\(kind.localeKey).subject") ?? kind.rawValue)
+            .replacingAll("{site_name}", with: context.config.siteName)
+        return Rendered(subject: subject,
+                        text: try templates.renderEmail(kind.rawValue, "txt", full),
+                        html: try templates.renderEmail(kind.rawValue, "html", full))
+    }
+
+    /// Renders every kind with sample values, so a broken email template fails the build
+    /// instead of the first customer who needs it.
+    public func validate(table: LocaleTable) throws {
+        let sample: [String: TemplateValue] = [
+            "name": "Ada", "email": "ada@example.com", "new_email": "ada@example.org",
+            "link": .string(context.config.absoluteURL("cgi-bin/reset?token=sample")),
+            "expires": .string(PageContext.words(for: context.config.reset.linkLifetime, table: table)),
+        ]
+        for kind in EmailKind.allCases { _ = try render(kind, table: table, values: sample) }
+    }
+}

@@ -1,0 +1,148 @@
+import CSQLite
+
+/// A value bound to or read from a SQLite statement.
+public enum SQLValue: Equatable, Sendable {
+    case null
+    case int(Int64)
+    case text(String)
+    case blob([UInt8])
+}
+
+/// One result row, by column name.
+public struct Row: Sendable {
+    let values: [String: SQLValue]
+
+    /// Integer column; nil when NULL or absent.
+    public func int(_ column: String) -> Int64? { if case let .int(v)? = values[column] { return v }; return nil }
+    /// Text column; nil when NULL or absent.
+    public func text(_ column: String) -> String? { if case let .text(v)? = values[column] { return v }; return nil }
+    /// Blob column; nil when NULL or absent.
+    public func blob(_ column: String) -> [UInt8]? {
+        switch values[column] {
+        case let .blob(v)?: return v
+        case .text?: return nil
+        default: return nil
+        }
+    }
+}
+
+/// One connection to the site's SQLite file, opened the same way by every process.
+public final class Database {
+    /// How long a writer waits for another process's lock before giving up: longer than
+    /// any of our transactions (an Argon2id hash is done before BEGIN, never inside).
+    public static let busyTimeoutMilliseconds: Int32 = 5000
+
+    let handle: OpaquePointer
+    /// The file this connection is open on.
+    public let path: String
+
+    private init(handle: OpaquePointer, path: String) {
+        self.handle = handle
+        self.path = path
+    }
+
+    deinit { sqlite3_close_v2(handle) }
+
+    /// The one open routine: busy timeout, WAL (checked), foreign keys, `synchronous=NORMAL`.
+    /// `create` is for `latchkey init`; a CGI never creates a missing database.
+    public static func open(path: String, create: Bool = false) throws -> Database {
+        var raw: OpaquePointer?
+        let flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX
+        let status = sqlite3_open_v2(path, &raw, flags, nil)
+        guard status == SQLITE_OK, let raw else {
+            let message = raw.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            if let raw { sqlite3_close_v2(raw) }
+            throw StoreError(code: status, message: "\(message): \(path)", sql: "")
+        }
+        sqlite3_extended_result_codes(raw, 1)
+        let db = Database(handle: raw, path: path)
+        sqlite3_busy_timeout(raw, busyTimeoutMilliseconds)
+        let mode = try db.query("PRAGMA journal_mode=WAL").first?.text("journal_mode")
+        guard mode == "wal" else {
+            throw StoreError(code: SQLITE_ERROR, message: "journal_mode is \(mode ?? "unknown"), expected wal", sql: "PRAGMA journal_mode=WAL")
+        }
+        try db.execute("PRAGMA foreign_keys=ON")
+        try db.execute("PRAGMA synchronous=NORMAL")
+        return db
+    }
+
+    /// The current journal mode, as SQLite reports it.
+    public func journalMode() throws -> String {
+        try query("PRAGMA journal_mode").first?.text("journal_mode") ?? ""
+    }
+
+    /// Runs one statement for its effect.
+    public func execute(_ sql: String, _ parameters: [SQLValue] = []) throws {
+        _ = try query(sql, parameters)
+    }
+
+    /// Runs one statement and returns its rows.
+    public func query(_ sql: String, _ parameters: [SQLValue] = []) throws -> [Row] {
+        var statement: OpaquePointer?
+        guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK, let statement else {
+            throw failure(sql)
+        }
+        defer { sqlite3_finalize(statement) }
+        for (index, value) in parameters.enumerated() {
+            let position = Int32(index + 1)
+            let status: Int32
+            switch value {
+            case .null: status = sqlite3_bind_null(statement, position)
+            case let .int(v): status = sqlite3_bind_int64(statement, position, v)
+            case let .text(v): status = sqlite3_bind_text(statement, position, v, -1, Database.transient)
+            case let .blob(v): status = v.withUnsafeBytes {
+                sqlite3_bind_blob(statement, position, $0.baseAddress, Int32($0.count), Database.transient)
+            }
+            }
+            guard status == SQLITE_OK else { throw failure(sql) }
+        }
+        var rows: [Row] = []
+        while true {
+            let step = sqlite3_step(statement)
+            if step == SQLITE_DONE { break }
+            guard step == SQLITE_ROW else { throw failure(sql, code: step) }
+            var values: [String: SQLValue] = [:]
+            for column in 0..<sqlite3_column_count(statement) {
+                let name = String(cString: sqlite3_column_name(statement, column))
+                switch sqlite3_column_type(statement, column) {
+                case SQLITE_INTEGER: values[name] = .int(sqlite3_column_int64(statement, column))
+                case SQLITE_TEXT: values[name] = .text(String(cString: sqlite3_column_text(statement, column)))
+                case SQLITE_BLOB:
+                    let count = Int(sqlite3_column_bytes(statement, column))
+                    let base = sqlite3_column_blob(statement, column)
+                    values[name] = .blob(count == 0 ? [] : Array(UnsafeRawBufferPointer(start: base, count: count)))
+                default: values[name] = .null
+                }
+            }
+            rows.append(Row(values: values))
+        }
+        return rows
+    }
+
+    /// Runs `body` in a `BEGIN IMMEDIATE` transaction: the write lock is taken up front, so two
+    /// processes never both read and then fail to upgrade. Rolls back when `body` throws.
+    public func write<T>(_ body: () throws -> T) throws -> T {
+        try execute("BEGIN IMMEDIATE")
+        do {
+            let result = try body()
+            try execute("COMMIT")
+            return result
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// Rows changed by the last statement.
+    public var changes: Int { Int(sqlite3_changes(handle)) }
+
+    /// The rowid of the last insert.
+    public var lastInsertID: Int64 { sqlite3_last_insert_rowid(handle) }
+
+    private func failure(_ sql: String, code: Int32? = nil) -> StoreError {
+        StoreError(code: code ?? sqlite3_extended_errcode(handle), message: String(cString: sqlite3_errmsg(handle)), sql: sql)
+    }
+
+    /// SQLite copies bound text and blobs (SQLITE_TRANSIENT), since Swift buffers are temporary.
+    static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+}

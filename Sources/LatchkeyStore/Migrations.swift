@@ -1,0 +1,154 @@
+import CSQLite
+
+/// The schema, as named, append-only steps. Never edit a step that has shipped: add one.
+public enum Migrations {
+    /// Every step in order; `(name, sql)`.
+    public static let all: [(name: String, sql: String)] = [
+        ("0001-people-access-tokens-sessions-mail-audit", """
+        CREATE TABLE person (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL UNIQUE,               -- stored lowercased
+            name TEXT NOT NULL DEFAULT '',
+            locale TEXT NOT NULL DEFAULT '',          -- '' means the site's default
+            kind TEXT NOT NULL CHECK (kind IN ('contact', 'customer')),
+            disabled_at INTEGER,
+            password_hash TEXT,
+            must_change_password INTEGER NOT NULL DEFAULT 0,
+            password_changed_at INTEGER,
+            last_login_at INTEGER,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        ) STRICT;
+        CREATE INDEX person_name ON person (name);
+
+        CREATE TABLE offer (
+            id INTEGER PRIMARY KEY,
+            slug TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            created_at INTEGER NOT NULL
+        ) STRICT;
+
+        CREATE TABLE access_grant (
+            person_id INTEGER NOT NULL REFERENCES person (id) ON DELETE CASCADE,
+            offer_id INTEGER NOT NULL REFERENCES offer (id) ON DELETE CASCADE,
+            granted_at INTEGER NOT NULL,
+            granted_by TEXT NOT NULL,
+            revoked_at INTEGER,
+            PRIMARY KEY (person_id, offer_id)
+        ) STRICT;
+
+        -- A link's token is never stored: token_hash is a keyed hash (lookup) and sealed_token
+        -- is encrypted with the site key (so support can copy a live link); neither is usable
+        -- from a copy of the database alone.
+        CREATE TABLE reset_token (
+            id INTEGER PRIMARY KEY,
+            person_id INTEGER NOT NULL REFERENCES person (id) ON DELETE CASCADE,
+            purpose TEXT NOT NULL CHECK (purpose IN ('reset', 'welcome')),
+            token_hash BLOB NOT NULL UNIQUE,
+            sealed_token BLOB NOT NULL,
+            created_at INTEGER NOT NULL,
+            created_by TEXT NOT NULL,
+            reuse_until INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            used_at INTEGER,
+            voided_at INTEGER
+        ) STRICT;
+        CREATE INDEX reset_token_person ON reset_token (person_id, created_at);
+
+        CREATE TABLE session (
+            id INTEGER PRIMARY KEY,
+            person_id INTEGER NOT NULL REFERENCES person (id) ON DELETE CASCADE,
+            id_hash BLOB NOT NULL UNIQUE,
+            created_at INTEGER NOT NULL,
+            last_seen_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            remote_addr TEXT NOT NULL DEFAULT '',
+            user_agent TEXT NOT NULL DEFAULT ''
+        ) STRICT;
+        CREATE INDEX session_person ON session (person_id);
+
+        -- The email history. The message itself is sealed with the site key because it
+        -- holds a live link; everything support needs to read is in clear columns.
+        CREATE TABLE mail (
+            id INTEGER PRIMARY KEY,
+            person_id INTEGER REFERENCES person (id) ON DELETE CASCADE,
+            kind TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            locale TEXT NOT NULL,
+            message_id TEXT NOT NULL,
+            sealed_message BLOB,
+            status TEXT NOT NULL CHECK (status IN ('queued', 'sending', 'sent', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT NOT NULL DEFAULT '',
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            next_attempt_at INTEGER NOT NULL,
+            sent_at INTEGER,
+            created_by TEXT NOT NULL
+        ) STRICT;
+        CREATE INDEX mail_person ON mail (person_id, created_at);
+        CREATE INDEX mail_due ON mail (status, next_attempt_at);
+
+        -- Fixed-window counters; key_hash is a keyed hash of the address or IP.
+        CREATE TABLE throttle (
+            scope TEXT NOT NULL,
+            key_hash BLOB NOT NULL,
+            window_start INTEGER NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (scope, key_hash)
+        ) STRICT, WITHOUT ROWID;
+
+        -- Who did what, when, from where. person_id is not a foreign key, so the trail
+        -- outlives a deleted person (whose subject is then erased).
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            at INTEGER NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            person_id INTEGER,
+            subject TEXT NOT NULL DEFAULT '',
+            remote_addr TEXT NOT NULL DEFAULT '',
+            detail TEXT NOT NULL DEFAULT ''
+        ) STRICT;
+        CREATE INDEX audit_person ON audit (person_id, at);
+        """),
+    ]
+}
+
+extension Database {
+    /// Applies every step not yet applied, each in its own `BEGIN IMMEDIATE` transaction
+    /// that also records it, so a step is either wholly applied and recorded or not at all.
+    /// Returns the names applied now.
+    @discardableResult
+    public func migrate() throws -> [String] {
+        try execute("CREATE TABLE IF NOT EXISTS schema_migration (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT")
+        var applied: [String] = []
+        for (index, step) in Migrations.all.enumerated() {
+            let done: Bool = try write {
+                if try !query("SELECT 1 FROM schema_migration WHERE name = ?", [.text(step.name)]).isEmpty { return true }
+                try executeScript(step.sql)
+                try execute("INSERT INTO schema_migration (name, applied_at) VALUES (?, strftime('%s','now'))", [.text(step.name)])
+                try execute("PRAGMA user_version = \(index + 1)")
+                return false
+            }
+            if !done { applied.append(step.name) }
+        }
+        return applied
+    }
+
+    /// True when every migration has been applied; a cheap check for the CGIs.
+    public func isCurrent() throws -> Bool {
+        try query("PRAGMA user_version").first?.int("user_version") == Int64(Migrations.all.count)
+    }
+
+    /// Runs several statements separated by semicolons.
+    public func executeScript(_ sql: String) throws {
+        var error: UnsafeMutablePointer<CChar>?
+        guard sqlite3_exec(handle, sql, nil, nil, &error) == SQLITE_OK else {
+            let message = error.map { String(cString: $0) } ?? "failed"
+            sqlite3_free(error)
+            throw StoreError(code: sqlite3_extended_errcode(handle), message: message, sql: String(sql.prefix(80)))
+        }
+    }
+}

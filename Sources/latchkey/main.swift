@@ -1,0 +1,5 @@
+import Glibc
+import LatchkeyAdmin
+import LatchkeyCore
+
+exit(AdminTool.main(Array(CommandLine.arguments.dropFirst()), environment: Environment.current()))

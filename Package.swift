@@ -14,14 +14,15 @@ let package = Package(
         .target(name: "LatchkeyCore", dependencies: ["CSodium"]),
         .target(name: "LatchkeyStore", dependencies: ["LatchkeyCore", "CSQLite"]),
         .target(name: "LatchkeySite", dependencies: ["LatchkeyCore"]),
-        .target(name: "LatchkeyMail", dependencies: ["LatchkeyCore", "LatchkeyStore"]),
-        .target(name: "LatchkeyCGI", dependencies: ["LatchkeyCore", "LatchkeyStore", "LatchkeyMail"]),
-        .target(name: "LatchkeyAdmin", dependencies: ["LatchkeyCore", "LatchkeyStore", "LatchkeySite", "LatchkeyMail"]),
+        .target(name: "LatchkeyMail", dependencies: ["LatchkeyCore", "LatchkeyStore", "LatchkeySite"]),
+        .target(name: "LatchkeyAccounts", dependencies: ["LatchkeyCore", "LatchkeyStore", "LatchkeySite", "LatchkeyMail"]),
+        .target(name: "LatchkeyCGI", dependencies: ["LatchkeyCore", "LatchkeyStore", "LatchkeyAccounts"]),
+        .target(name: "LatchkeyAdmin", dependencies: ["LatchkeyCore", "LatchkeyStore", "LatchkeySite", "LatchkeyMail", "LatchkeyAccounts"]),
         .executableTarget(name: "latchkey", dependencies: ["LatchkeyAdmin"]),
         .executableTarget(name: "latchkey-cgi", dependencies: ["LatchkeyCGI"]),
         .testTarget(
             name: "LatchkeyTests",
-            dependencies: ["LatchkeyCore", "LatchkeyStore", "LatchkeySite", "LatchkeyMail", "LatchkeyCGI", "LatchkeyAdmin"],
+            dependencies: ["LatchkeyCore", "LatchkeyStore", "LatchkeySite", "LatchkeyMail", "LatchkeyAccounts", "LatchkeyCGI", "LatchkeyAdmin"],
             exclude: []),
     ]
 )

@@ -1,4 +1,5 @@
 import Glibc
+import LatchkeyAccounts
 import LatchkeyCore
 
 /// `latchkey`: the dispatch table from command words to the function that runs them.
@@ -14,6 +15,20 @@ public enum AdminTool {
     static let commands: [Command] = [
         Command(words: ["init"], usage: "init [DIR]", summary: "scaffold a site folder, a secret key and an empty database", run: InitCommand.run),
         Command(words: ["build"], usage: "build", summary: "render the static pages into the output folder", run: BuildCommand.run),
+        Command(words: ["user", "add"], usage: "user add EMAIL [--name N] [--offer SLUG] [--no-email]",
+                summary: "create a customer and email a set-password link", run: UserCommands.add),
+        Command(words: ["contact", "add"], usage: "contact add EMAIL [--name N]", summary: "add a contact without login access", run: UserCommands.addContact),
+        Command(words: ["user", "reset"], usage: "user reset EMAIL", summary: "email a reset link and print it", run: UserCommands.reset),
+        Command(words: ["user", "set-password"], usage: "user set-password EMAIL [--temporary] [--notify]",
+                summary: "set a password read from the terminal or stdin", run: UserCommands.setPassword),
+        Command(words: ["offer", "add"], usage: "offer add SLUG --name N", summary: "add an offer (a membership)", run: AccessCommands.addOffer),
+        Command(words: ["offer", "list"], usage: "offer list [--json]", summary: "list offers", run: AccessCommands.listOffers),
+        Command(words: ["access", "grant"], usage: "access grant EMAIL OFFER [--no-email]",
+                summary: "grant access; makes a contact a customer and sends the welcome email", run: AccessCommands.grant),
+        Command(words: ["access", "revoke"], usage: "access revoke EMAIL OFFER", summary: "revoke access", run: AccessCommands.revoke),
+        Command(words: ["mail", "log"], usage: "mail log [EMAIL] [--failed] [--json]", summary: "email history with status", run: MailCommands.log),
+        Command(words: ["mail", "retry"], usage: "mail retry ID", summary: "send one message again now", run: MailCommands.retry),
+        Command(words: ["mail", "deliver"], usage: "mail deliver", summary: "deliver every message that is due (for cron)", run: MailCommands.deliver),
         Command(words: ["webserver"], usage: "webserver apache [--standalone --listen 127.0.0.1:PORT --runtime-dir DIR] [--cgi-dir DIR]",
                 summary: "print a web-server config for this site", run: WebserverCommand.run),
     ]
@@ -43,7 +58,8 @@ public enum AdminTool {
 
     static var help: String {
         let width = commands.map(\.usage.count).max() ?? 0
-        let lines = commands.map { "  latchkey " + $0.usage + String(repeating: " ", count: width - $0.usage.count + 2) + $0.summary }
+        _ = width
+        let lines = commands.map { "  latchkey \($0.usage)\n      \($0.summary)" }
         return """
         latchkey — branded login and password recovery for membership sites
 
@@ -73,6 +89,13 @@ struct Invocation {
 
     /// Loads the site config.
     func config() throws -> SiteConfig { try SiteConfig.load(file: configPath) }
+
+    /// Opens the site's key and database, bringing the schema up to date first.
+    func services() throws -> Services {
+        let services = try Services(config: try config())
+        try services.db.migrate()
+        return services
+    }
 
     /// Who is running the command, for the audit trail.
     var `operator`: String {

@@ -10,7 +10,8 @@ struct ApacheConfig {
 
     let layout: WebLayout
 
-    static let modules = ["mpm_event", "authz_core", "mime", "alias", "cgid", "env", "headers", "dir", "log_config"]
+    // mod_log_config is compiled into Debian's apache2 and must not be loaded again.
+    static let modules = ["mpm_event", "authz_core", "mime", "alias", "cgid", "env", "headers", "dir"]
 
     func render(standalone: Standalone?) -> String {
         let config = layout.config
@@ -24,7 +25,7 @@ struct ApacheConfig {
                 "Listen \(s.listen)",
                 "PidFile \"\(s.runtimeDir)/apache2.pid\"",
                 "DefaultRuntimeDir \"\(s.runtimeDir)\"",
-                "Mutex file:\"\(s.runtimeDir)\" default",
+                "Mutex file:\(s.runtimeDir) default",
                 "ErrorLog \"\(s.runtimeDir)/error.log\"",
                 "LogLevel warn",
             ]

@@ -26,7 +26,7 @@ public enum SitePages {
     static let policyMessages = ["too_short", "too_long", "mismatch", "same_as_email"].map { Message(key: $0, kind: "error") }
 
     /// Statuses that get a branded error page, `error-STATUS.html`.
-    public static let errorStatuses = [400, 403, 404, 405, 413, 415, 429, 500, 503]
+    public static let errorStatuses = [400, 403, 404, 405, 411, 413, 415, 429, 500, 503]
 
     /// The file name of `page`, or of its variant showing `message`.
     public static func fileName(_ page: String, message: String? = nil) -> String {

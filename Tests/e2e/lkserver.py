@@ -93,6 +93,7 @@ class Site:
         self.dir = self.top / "site"
         self.config = self.dir / "latchkey.json"
         self.init_result = None
+        self.build_result = None
 
     # --- lifecycle ------------------------------------------------------------------------
     @classmethod
@@ -152,6 +153,7 @@ class Site:
 
     def build(self, check: bool = False):
         result = self.latchkey("build")
+        self.build_result = result
         if check and result.returncode != 0:
             raise BuildFailed(f"latchkey build failed (exit {result.returncode}):\n"
                               f"stdout: {result.stdout}\nstderr: {result.stderr}")

@@ -1,0 +1,38 @@
+import LatchkeyCore
+import LatchkeyStore
+
+/// Offers (memberships) and who holds access to them.
+public enum Access {
+    /// Grants `person` access to offer `slug`, making a contact a customer. Call inside `write`.
+    public static func grant(person: Person, offer slug: String, by actor: String, db: Database, now: Int64) throws {
+        guard let offer = try db.query("SELECT id FROM offer WHERE slug = ?", [.text(slug)]).first?.int("id") else {
+            throw AccessError("no offer '\(slug)' (see latchkey offer list; latchkey offer add \(slug) --name NAME)")
+        }
+        try db.execute("""
+            INSERT INTO access_grant (person_id, offer_id, granted_at, granted_by) VALUES (?, ?, ?, ?)
+            ON CONFLICT (person_id, offer_id) DO UPDATE SET revoked_at = NULL, granted_at = excluded.granted_at, granted_by = excluded.granted_by
+            """, [.int(person.id), .int(offer), .int(now), .text(actor)])
+        try db.execute("UPDATE person SET kind = 'customer', updated_at = ? WHERE id = ?", [.int(now), .int(person.id)])
+        try db.audit(AuditEvent(actor: actor, action: "access.granted", personID: person.id, subject: person.email, detail: slug), now: now)
+    }
+
+    /// Revokes `person`'s access to `slug`; the last one revoked ends their sessions. Call inside `write`.
+    public static func revoke(person: Person, offer slug: String, by actor: String, db: Database, now: Int64) throws {
+        try db.execute("""
+            UPDATE access_grant SET revoked_at = ? WHERE person_id = ? AND revoked_at IS NULL
+              AND offer_id = (SELECT id FROM offer WHERE slug = ?)
+            """, [.int(now), .int(person.id), .text(slug)])
+        guard db.changes == 1 else { throw AccessError("\(person.email) has no active access to '\(slug)'") }
+        if try !db.hasActiveAccess(personID: person.id) {
+            try db.execute("DELETE FROM session WHERE person_id = ?", [.int(person.id)])
+        }
+        try db.audit(AuditEvent(actor: actor, action: "access.revoked", personID: person.id, subject: person.email, detail: slug), now: now)
+    }
+}
+
+/// An access change that cannot be made.
+public struct AccessError: Error, CustomStringConvertible {
+    public let description: String
+    /// An error with the sentence `message`.
+    public init(_ message: String) { description = message }
+}

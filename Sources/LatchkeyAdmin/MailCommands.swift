@@ -1,0 +1,62 @@
+import LatchkeyAccounts
+import LatchkeyCore
+import LatchkeyMail
+import LatchkeyStore
+
+/// `mail log`, `mail retry`, `mail deliver`.
+enum MailCommands {
+    static func log(_ invocation: Invocation) throws {
+        try invocation.arguments.allow(["failed", "json"])
+        let services = try invocation.services()
+        var personID: Int64?
+        if let email = invocation.rest.first {
+            guard let person = try services.db.person(email: email) else { throw CommandError("no one with the address \(Person.normalize(email))") }
+            personID = person.id
+        }
+        let records = try services.db.mailHistory(personID: personID, failedOnly: invocation.arguments.flags.contains("failed"))
+        if invocation.arguments.flags.contains("json") {
+            Console.out(JSONOut.array(records.map(json)).text)
+            return
+        }
+        if records.isEmpty { Console.out("No messages."); return }
+        for record in records { Console.out(line(record)) }
+    }
+
+    static func line(_ r: MailRecord) -> String {
+        let when = Clock.readable(r.sentAt ?? r.createdAt)
+        var text = "#\(r.id)  \(when)  \(r.status.padding(7))  \(r.kind.padding(18))  \(r.recipient)  \"\(r.subject)\""
+        if r.status == "failed" { text += "\n      error (attempt \(r.attempts)): \(r.lastError); next try \(Clock.readable(r.nextAttemptAt)) or now: latchkey mail retry \(r.id)" }
+        return text
+    }
+
+    static func json(_ r: MailRecord) -> JSONOut {
+        .object(["id": .int(r.id), "kind": .string(r.kind), "recipient": .string(r.recipient), "subject": .string(r.subject),
+                 "status": .string(r.status), "attempts": .int(r.attempts), "last_error": .string(r.lastError),
+                 "created_at": .int(r.createdAt), "sent_at": r.sentAt.map { .int($0) } ?? .null, "created_by": .string(r.createdBy)])
+    }
+
+    static func retry(_ invocation: Invocation) throws {
+        try invocation.arguments.allow([])
+        guard let id = Int64(try invocation.word(0, "ID")) else { throw CommandError("ID must be a number (see latchkey mail log)") }
+        let services = try invocation.services()
+        guard let record = try services.db.mailRecord(id: id) else { throw CommandError("no message #\(id)") }
+        guard record.status != "sent" else { throw CommandError("message #\(id) was already sent \(Clock.readable(record.sentAt ?? 0))") }
+        switch try services.mailer.deliver(id: id, now: Clock.now(), force: true) {
+        case .sent: Console.out("Message #\(id) sent to \(record.recipient).")
+        case let .failed(reason): throw CommandError("message #\(id) failed again: \(reason)")
+        case .skipped: throw CommandError("message #\(id) is being sent by another process")
+        }
+    }
+
+    static func deliver(_ invocation: Invocation) throws {
+        try invocation.arguments.allow([])
+        let services = try invocation.services()
+        let result = try services.mailer.deliverDue(now: Clock.now())
+        let waiting = try services.db.query("SELECT count(*) AS n FROM mail WHERE status IN ('queued', 'failed')").first?.int("n") ?? 0
+        Console.out("mail deliver: \(result.sent) sent, \(result.failed) failed, \(waiting) waiting")
+    }
+}
+
+extension String {
+    func padding(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
+}

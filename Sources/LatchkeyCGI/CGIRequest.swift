@@ -1,0 +1,87 @@
+import LatchkeyCore
+
+/// What the web server said about one request (RFC 3875), read once from the environment.
+/// Empty variables count as absent: fcgiwrap sends empty CONTENT_LENGTH and CONTENT_TYPE.
+/// `HTTP_PROXY` is never read (httpoxy).
+public struct CGIRequest: Sendable {
+    /// Longest query string we look at: a token link is ~60 bytes.
+    public static let maxQueryBytes = 1024
+    /// Largest Cookie header we parse; browsers cap one cookie at 4 KiB.
+    public static let maxCookieBytes = 4096
+    /// Largest User-Agent kept for the session list.
+    public static let maxUserAgentBytes = 256
+
+    public let method: String
+    public let queryString: String
+    public let contentType: String?
+    /// The declared body length; nil when absent, -1 when not a number.
+    public let contentLength: Int?
+    public let cookieHeader: String
+    public let remoteAddr: String
+    public let isHTTPS: Bool
+    public let origin: String?
+    public let secFetchSite: String?
+    public let userAgent: String
+
+    /// Reads the request's variables from `environment`.
+    public init(environment: [String: String]) {
+        func value(_ name: String) -> String? {
+            guard let v = environment[name], !v.isEmpty else { return nil }
+            return v
+        }
+        method = value("REQUEST_METHOD")?.uppercased() ?? "GET"
+        queryString = value("QUERY_STRING") ?? ""
+        contentType = value("CONTENT_TYPE")
+        contentLength = value("CONTENT_LENGTH").map { Int($0).flatMap { $0 >= 0 ? $0 : nil } ?? -1 }
+        cookieHeader = value("HTTP_COOKIE") ?? ""
+        remoteAddr = value("REMOTE_ADDR") ?? ""
+        let https = value("HTTPS")?.lowercased()
+        isHTTPS = https == "on" || https == "1" || value("REQUEST_SCHEME")?.lowercased() == "https"
+        origin = value("HTTP_ORIGIN")
+        secFetchSite = value("HTTP_SEC_FETCH_SITE")?.lowercased()
+        userAgent = String((value("HTTP_USER_AGENT") ?? "").unicodeScalars.filter { $0.value >= 0x20 && $0.value < 0x7f }
+            .prefix(CGIRequest.maxUserAgentBytes).map(Character.init))
+    }
+
+    /// The query's fields; a malformed or oversized query is a 400.
+    public func query() throws -> FormData {
+        guard queryString.utf8.count <= CGIRequest.maxQueryBytes else { throw HTTPError(400, "query string too long") }
+        return try FormData(urlEncoded: Array(queryString.utf8))
+    }
+
+    /// The value of cookie `name`, if sent once and well-formed.
+    public func cookie(_ name: String) -> String? {
+        guard cookieHeader.utf8.count <= CGIRequest.maxCookieBytes else { return nil }
+        var found: String?
+        for pair in cookieHeader.split(separator: ";") {
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, parts[0].trimmed == name else { continue }
+            if found != nil { return nil }
+            found = parts[1].trimmed
+        }
+        return found
+    }
+
+    /// Refuses cross-site POSTs: an Origin other than the site's, or a browser saying the
+    /// request came from another site. Requests with neither header (non-browser clients,
+    /// which cannot carry a victim's cookies) pass.
+    public func requireSameOrigin(_ config: SiteConfig) throws {
+        if let origin, origin != config.origin {
+            throw HTTPError(403, "cross-site POST refused (Origin \(origin.prefix(100)))")
+        }
+        if let site = secFetchSite, site == "cross-site" || (site == "same-site" && origin == nil) {
+            throw HTTPError(403, "cross-site POST refused (Sec-Fetch-Site \(site))")
+        }
+    }
+
+    /// Requires `method`; a 405 naming the allowed ones otherwise.
+    public func require(_ methods: Set<String>) throws {
+        guard methods.contains(method) else {
+            throw HTTPError(405, "method \(method.prefix(20)) not allowed", headers: [("Allow", methods.sorted().joined(separator: ", "))])
+        }
+    }
+}
+
+extension Substring {
+    var trimmed: String { String(self).trimmed }
+}

@@ -1,0 +1,78 @@
+import Glibc
+
+/// What goes back to the web server: a status, headers and a body, written in one piece.
+public struct CGIResponse: Sendable {
+    public var status: Int
+    public var headers: [(String, String)]
+    public var body: [UInt8]
+
+    /// Headers on every CGI answer: nothing is cached, nothing leaks in a Referer, nothing
+    /// frames the page, and the page may load nothing from elsewhere.
+    static let securityHeaders: [(String, String)] = [
+        ("Cache-Control", "no-store"),
+        ("Referrer-Policy", "no-referrer"),
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+    ]
+
+    /// A response with `status`, extra `headers` and `body`.
+    public init(status: Int, headers: [(String, String)] = [], body: [UInt8] = []) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    /// `303 See Other` to an absolute URL: the post/redirect/get step after every form.
+    public static func redirect(to url: String, headers: [(String, String)] = []) -> CGIResponse {
+        CGIResponse(status: 303, headers: [("Location", url)] + headers)
+    }
+
+    /// An HTML page with `status`.
+    public static func page(status: Int, html: String, headers: [(String, String)] = []) -> CGIResponse {
+        CGIResponse(status: status, headers: [("Content-Type", "text/html; charset=utf-8")] + headers, body: Array(html.utf8))
+    }
+
+    /// The header value of `name`, for tests.
+    public func header(_ name: String) -> String? {
+        headers.first { $0.0.lowercased() == name.lowercased() }?.1
+    }
+
+    /// The bytes of the CGI answer (RFC 3875 §6): `Status`, headers, blank line, body.
+    public func serialized() -> [UInt8] {
+        var head = "Status: \(status) \(CGIResponse.reason(status))\r\n"
+        for (name, value) in CGIResponse.securityHeaders + headers { head += "\(name): \(value)\r\n" }
+        head += "Content-Length: \(body.count)\r\n\r\n"
+        return Array(head.utf8) + body
+    }
+
+    /// Writes the answer to standard output in one `write` loop, so nothing is buffered and lost.
+    public func write(to fd: Int32 = 1) {
+        var bytes = serialized()[...]
+        while !bytes.isEmpty {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return }
+            bytes = bytes.dropFirst(n)
+        }
+    }
+
+    static func reason(_ status: Int) -> String {
+        switch status {
+        case 200: return "OK"
+        case 204: return "No Content"
+        case 303: return "See Other"
+        case 400: return "Bad Request"
+        case 401: return "Unauthorized"
+        case 403: return "Forbidden"
+        case 404: return "Not Found"
+        case 405: return "Method Not Allowed"
+        case 411: return "Length Required"
+        case 413: return "Content Too Large"
+        case 415: return "Unsupported Media Type"
+        case 429: return "Too Many Requests"
+        case 503: return "Service Unavailable"
+        default: return "Internal Server Error"
+        }
+    }
+}

@@ -1,0 +1,64 @@
+import LatchkeyAccounts
+import LatchkeyCore
+
+/// Work a CGI leaves for after its answer has gone out, so the answer never waits on it.
+public enum AfterResponse: Equatable, Sendable {
+    /// The "Forgot password?" work: look up, throttle, issue a link, mail it.
+    case forgot(email: String, locale: String, remoteAddr: String)
+    /// Deliver these queued messages.
+    case deliver([Int64])
+
+    /// The one-line form passed to the detached worker in its environment (never its argv,
+    /// which other local users can read in `ps`).
+    var encoded: String {
+        switch self {
+        case let .forgot(email, locale, remoteAddr): return ["forgot", email, locale, remoteAddr].joined(separator: "\t")
+        case let .deliver(ids): return "deliver\t" + ids.map(String.init).joined(separator: ",")
+        }
+    }
+
+    init?(encoded: String) {
+        let parts = encoded.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+        switch parts.first {
+        case "forgot" where parts.count == 4: self = .forgot(email: parts[1], locale: parts[2], remoteAddr: parts[3])
+        case "deliver" where parts.count == 2: self = .deliver(parts[1].split(separator: ",").compactMap { Int64($0) })
+        default: return nil
+        }
+    }
+}
+
+/// A handler's result: the answer, and what to do once it has been sent.
+public struct Reply: Sendable {
+    public var response: CGIResponse
+    public var after: AfterResponse?
+
+    /// `response`, then `after`.
+    public init(_ response: CGIResponse, after: AfterResponse? = nil) {
+        self.response = response
+        self.after = after
+    }
+}
+
+/// What a handler gets: the request, the site, and a way to open the database when needed
+/// (the forgot handler answers without touching it).
+public struct Context {
+    public let request: CGIRequest
+    public let config: SiteConfig
+    /// The current time, in Unix seconds.
+    public let now: Int64
+    let openServices: () throws -> Services
+
+    /// Opens the key and database.
+    public func services() throws -> Services { try openServices() }
+
+    /// The absolute URL of `page` (or its variant with `message`) in `locale`.
+    public func pageURL(_ page: String, message: String? = nil, locale: String) -> String {
+        config.origin + SitePages.path(page, message: message, locale: locale, config: config)
+    }
+
+    /// `raw` if the site speaks it, else the default locale.
+    public func locale(_ raw: String?) -> String {
+        guard let raw, config.locales.contains(raw) else { return config.defaultLocale }
+        return raw
+    }
+}

@@ -1,0 +1,105 @@
+import LatchkeyCore
+import LatchkeySite
+import LatchkeyStore
+
+/// Renders a person's email in their language, records it in the history (sealed, since it may
+/// hold a live link), and delivers what is due.
+public final class Mailer {
+    /// How delivering one message ended.
+    public enum Delivery: Equatable, Sendable {
+        case sent
+        case failed(String)
+        /// Already sent, being sent by another process, or not due yet.
+        case skipped
+    }
+
+    let config: SiteConfig
+    let db: Database
+    let sealKey: [UInt8]
+    let transport: Transport
+    private var cachedRenderer: (EmailRenderer, [LocaleTable])?
+
+    /// A mailer for the site; templates and string tables are read on first use.
+    public init(config: SiteConfig, db: Database, key: SiteKey) {
+        self.config = config
+        self.db = db
+        self.sealKey = key.subkey(.mailSeal)
+        self.transport = Transport(config: config)
+    }
+
+    /// A `sending` claim older than this belongs to a process that died: the transport's
+    /// timeout plus a margin.
+    var staleAfter: Int64 { config.mail.timeout.seconds + 60 }
+
+    private func renderer() throws -> (EmailRenderer, [LocaleTable]) {
+        if let cachedRenderer { return cachedRenderer }
+        let tables = try SiteSource.loadTables(config: config)
+        let context = PageContext(config: config, tables: tables, year: Clock.year(of: Clock.now()))
+        let made = (EmailRenderer(templates: TemplateSet(folder: config.resolve(config.templates)), context: context), tables)
+        cachedRenderer = made
+        return made
+    }
+
+    /// The string table for language `code` (the default one when the site does not speak it).
+    public func table(_ code: String) throws -> LocaleTable {
+        SiteSource.table(code, in: try renderer().1)
+    }
+
+    /// The language for `person`'s mail: theirs if the site speaks it, else the one they used, else the default.
+    public func language(for person: Person, requested: String? = nil) -> String {
+        for candidate in [person.locale, requested ?? ""] where config.locales.contains(candidate) { return candidate }
+        return config.defaultLocale
+    }
+
+    /// Renders `kind` for `person` and records it as queued; returns the history id.
+    /// `recipient` overrides the person's address (the old one, when it changes). Call inside `write`.
+    @discardableResult
+    public func queue(_ kind: EmailKind, to person: Person, recipient: String? = nil, values: [String: TemplateValue],
+                      language requested: String? = nil, by actor: String, now: Int64) throws -> Int64 {
+        let (renderer, tables) = try renderer()
+        let code = language(for: person, requested: requested)
+        let table = SiteSource.table(code, in: tables)
+        var all = values
+        all["name"] = all["name"] ?? .string(person.name)
+        all["email"] = all["email"] ?? .string(person.email)
+        let rendered = try renderer.render(kind, table: table, values: all)
+        let to = recipient ?? person.email
+        let message = MailMessage(from: config.mail.from, to: to, toName: person.name, replyTo: config.mail.replyTo,
+                                  subject: rendered.subject, text: rendered.text, html: rendered.html, language: code, date: now)
+        return try db.enqueueMail(personID: person.id, kind: kind.rawValue, recipient: to, subject: rendered.subject,
+                                  locale: code, messageID: message.messageID,
+                                  sealedMessage: Sodium.seal(try message.rendered(), key: sealKey), createdBy: actor, now: now)
+    }
+
+    /// Delivers message `id` if it is due (or `force`), recording the outcome.
+    @discardableResult
+    public func deliver(id: Int64, now: Int64, force: Bool = false) throws -> Delivery {
+        guard let sealed = try db.claimMail(id: id, now: now, staleAfter: staleAfter, force: force) else { return .skipped }
+        guard let message = Sodium.open(sealed, key: sealKey) else {
+            let reason = "cannot open the stored message: the site key changed since it was queued"
+            try db.markMailFailed(id: id, error: reason, now: now)
+            return .failed(reason)
+        }
+        do {
+            try transport.send(message, timeout: config.mail.timeout)
+        } catch {
+            try db.markMailFailed(id: id, error: "\(error)", now: Clock.now())
+            return .failed("\(error)")
+        }
+        try db.markMailSent(id: id, now: Clock.now())
+        return .sent
+    }
+
+    /// Delivers everything due; returns how many were sent and how many failed.
+    public func deliverDue(now: Int64) throws -> (sent: Int, failed: Int) {
+        var sent = 0, failed = 0
+        for id in try db.dueMail(now: now, staleAfter: staleAfter) {
+            switch try deliver(id: id, now: now) {
+            case .sent: sent += 1
+            case .failed: failed += 1
+            case .skipped: break
+            }
+        }
+        return (sent, failed)
+    }
+}

@@ -1,0 +1,85 @@
+import LatchkeyCore
+
+/// A person on file: a contact (no login) or a customer.
+public struct Person: Sendable, Equatable {
+    public let id: Int64
+    public let email: String
+    public let name: String
+    /// Language for their emails; empty means the site's default.
+    public let locale: String
+    /// `contact` or `customer`.
+    public let kind: String
+    public let disabledAt: Int64?
+    public let passwordHash: String?
+    public let mustChangePassword: Bool
+    public let passwordChangedAt: Int64?
+    public let lastLoginAt: Int64?
+    public let createdAt: Int64
+
+    /// True for a customer: someone who may have a login.
+    public var isCustomer: Bool { kind == "customer" }
+
+    init(row: Row) {
+        id = row.int("id") ?? 0
+        email = row.text("email") ?? ""
+        name = row.text("name") ?? ""
+        locale = row.text("locale") ?? ""
+        kind = row.text("kind") ?? "contact"
+        disabledAt = row.int("disabled_at")
+        passwordHash = row.text("password_hash")
+        mustChangePassword = row.int("must_change_password") == 1
+        passwordChangedAt = row.int("password_changed_at")
+        lastLoginAt = row.int("last_login_at")
+        createdAt = row.int("created_at") ?? 0
+    }
+
+    /// Email addresses are compared lowercased and trimmed.
+    public static func normalize(_ email: String) -> String { email.trimmed.lowercased() }
+
+    /// A plausible address: one `@`, something on both sides, a dot in the domain, no spaces or
+    /// control characters, at most 254 bytes (RFC 5321's path limit).
+    public static func isPlausibleEmail(_ email: String) -> Bool {
+        guard email.utf8.count <= 254, !email.hasControlCharacters, !email.contains(" ") else { return false }
+        let parts = email.split(separator: "@", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, parts[0].utf8.count <= 64 else { return false }
+        let domain = parts[1]
+        return domain.contains(".") && !domain.hasPrefix(".") && !domain.hasSuffix(".") && !domain.contains("..")
+            && !parts[0].contains("<") && !domain.contains("<") && !domain.contains(">") && !parts[0].contains(">")
+            && !email.contains(",") && !email.contains(";") && !email.contains("\"")
+    }
+}
+
+extension Database {
+    /// The person with `email` (any case), or nil.
+    public func person(email: String) throws -> Person? {
+        try query("SELECT * FROM person WHERE email = ?", [.text(Person.normalize(email))]).first.map(Person.init)
+    }
+
+    /// The person with `id`, or nil.
+    public func person(id: Int64) throws -> Person? {
+        try query("SELECT * FROM person WHERE id = ?", [.int(id)]).first.map(Person.init)
+    }
+
+    /// Adds a person; fails if the address is taken.
+    public func insertPerson(email: String, name: String, kind: String, locale: String = "", now: Int64) throws -> Person {
+        try execute("""
+            INSERT INTO person (email, name, locale, kind, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+            """, [.text(Person.normalize(email)), .text(name), .text(locale), .text(kind), .int(now), .int(now)])
+        return try person(id: lastInsertID)!
+    }
+
+    /// True when the person holds at least one unrevoked grant.
+    public func hasActiveAccess(personID: Int64) throws -> Bool {
+        try !query("SELECT 1 FROM access_grant WHERE person_id = ? AND revoked_at IS NULL LIMIT 1", [.int(personID)]).isEmpty
+    }
+
+    /// Sets a new password hash, ends every session and voids every outstanding link: any
+    /// password change does all three (SPEC §5). Call inside `write`.
+    public func setPassword(personID: Int64, hash: String, mustChange: Bool, now: Int64) throws {
+        try execute("""
+            UPDATE person SET password_hash = ?, must_change_password = ?, password_changed_at = ?, updated_at = ? WHERE id = ?
+            """, [.text(hash), .int(mustChange ? 1 : 0), .int(now), .int(now), .int(personID)])
+        try execute("DELETE FROM session WHERE person_id = ?", [.int(personID)])
+        try voidTokens(personID: personID, now: now)
+    }
+}

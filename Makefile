@@ -1,6 +1,6 @@
 # Latchkey. `make demo` runs the product, `make test` runs every test (see README.md).
 SWIFT_RELEASE = swift build -c release -Xswiftc -static-executable
-CGIS = login logout forgot reset account session
+CGIS = login logout forgot reset account session members
 PREFIX ?= /usr/local
 
 .PHONY: build deps-build demo demo-stop test unit e2e screenshots bench clean

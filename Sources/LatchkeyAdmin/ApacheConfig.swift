@@ -6,6 +6,8 @@ struct ApacheConfig {
         let runtimeDir: String
         /// Apache started as root drops to www-data; Debian's Apache refuses to run CGIs as root.
         let runAsRoot: Bool
+        /// Certificate and key files: serve HTTPS on `listen` instead of HTTP.
+        var tls: (certificate: String, key: String)?
     }
 
     let layout: WebLayout
@@ -39,10 +41,24 @@ struct ApacheConfig {
                 "ScriptSock \"\(s.runtimeDir)/cgid.sock\"",
                 "StartServers 1",
                 "ThreadsPerChild 25",
-                "MaxRequestWorkers 50",
+                "MinSpareThreads 25",
+                "MaxSpareThreads 75",
+                "MaxRequestWorkers 150",
                 "Timeout 30",
             ]
             if s.runAsRoot { lines += ["User www-data", "Group www-data"] }
+            if let tls = s.tls {
+                lines += [
+                    "# HTTPS: the CGIs see HTTPS=on and mark cookies Secure (session cookie with the __Host- prefix).",
+                    "LoadModule socache_shmcb_module /usr/lib/apache2/modules/mod_socache_shmcb.so",
+                    "LoadModule ssl_module /usr/lib/apache2/modules/mod_ssl.so",
+                    "SSLSessionCache \"shmcb:\(s.runtimeDir)/ssl_scache(512000)\"",
+                    "SSLEngine on",
+                    "SSLCertificateFile \"\(tls.certificate)\"",
+                    "SSLCertificateKeyFile \"\(tls.key)\"",
+                    "SSLProtocol -all +TLSv1.2 +TLSv1.3",
+                ]
+            }
             lines += ["<Directory />", "    AllowOverride None", "    Require all denied", "</Directory>", ""]
         } else {
             lines += [
@@ -66,6 +82,10 @@ struct ApacheConfig {
             "# Password managers look here for the change-password page.",
             "Redirect 303 \(config.rootPath).well-known/change-password \(layout.accountPage)",
             "ErrorDocument 404 \(config.rootPath)error-404.html",
+            "",
+            "# The members area: the gate CGI serves members_dir (outside the document root) to logged-in",
+            "# customers with active access and sends everyone else to the login page.",
+            "ScriptAliasMatch \"^\(layout.membersPattern)(/.*)?$\" \"\(layout.cgiDir)/members$1\"",
             "",
             "# The CGI endpoints: login, logout, forgot, reset, account, session.",
             "ScriptAlias \(config.cgiPrefix) \"\(layout.cgiDir)/\"",

@@ -754,6 +754,34 @@ h1 {
 }
 
 """#),
+        ("members/index.html", #"""
+<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex">
+<title>Members area</title>
+<link rel="stylesheet" href="/assets/latchkey.css">
+<link rel="stylesheet" href="/assets/brand.css">
+<link rel="stylesheet" href="/assets/custom.css">
+</head>
+<body class="lk-page">
+<div class="lk-shell">
+<main class="lk-card">
+<h1>Welcome to the members area</h1>
+<p class="lk-intro">Only logged-in customers with active access can read this page. Put your
+members-only pages and files in the site's <code>members/</code> folder.</p>
+<p class="lk-alt"><a href="/account.html">Change your password</a></p>
+<form class="lk-form" method="post" action="/cgi-bin/logout">
+<button class="lk-button" type="submit">Log out</button>
+</form>
+</main>
+</div>
+</body>
+</html>
+
+"""#),
         ("templates/email/email-changed.html", #"""
 {{! Sent to the OLD address when an admin changes a person's email. }}
 {{#t.email.email_changed}}{{> header}}{{/t.email.email_changed}}

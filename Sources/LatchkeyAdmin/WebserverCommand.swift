@@ -5,7 +5,7 @@ import LatchkeyCore
 /// `latchkey webserver SERVER`: a ready config for the site, as a snippet or a complete file.
 enum WebserverCommand {
     static func run(_ invocation: Invocation) throws {
-        try invocation.arguments.allow(["standalone", "listen", "runtime-dir", "cgi-dir"])
+        try invocation.arguments.allow(["standalone", "listen", "runtime-dir", "cgi-dir", "tls-cert", "tls-key"])
         let server = try invocation.word(0, "server name (apache)")
         let config = try invocation.config()
         let options = invocation.arguments.options
@@ -16,7 +16,13 @@ enum WebserverCommand {
         let runtime = Path.absolute(options["runtime-dir"] ?? config.resolve("var/run"))
         switch server {
         case "apache":
-            Console.out(ApacheConfig(layout: layout).render(standalone: standalone ? .init(listen: listen, runtimeDir: runtime, runAsRoot: geteuid() == 0) : nil))
+            var whole = ApacheConfig.Standalone(listen: listen, runtimeDir: runtime, runAsRoot: geteuid() == 0)
+            if let certificate = options["tls-cert"], let key = options["tls-key"] {
+                whole.tls = (Path.absolute(certificate), Path.absolute(key))
+            } else if options["tls-cert"] != nil || options["tls-key"] != nil {
+                throw CommandError("--tls-cert and --tls-key go together")
+            }
+            Console.out(ApacheConfig(layout: layout).render(standalone: standalone ? whole : nil))
         default:
             throw CommandError("unknown web server '\(server)' (known: apache)")
         }
@@ -25,11 +31,14 @@ enum WebserverCommand {
     /// The CGI folder: `--cgi-dir`, else the `cgi-bin` that `make build` filled next to this tool.
     static func cgiDir(_ explicit: String?) throws -> String {
         if let explicit { return Path.absolute(explicit) }
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? ""
-        let bin = Path.parent(of: exe)
-        for candidate in [bin + "/../../cgi-bin", bin + "/cgi-bin", bin + "/../cgi-bin"] {
-            let path = Path.normalize(candidate)
-            if FileManager.default.fileExists(atPath: path + "/login") { return path }
+        // Walk up from the tool: `make build` leaves it under .build/…/release beside cgi-bin/.
+        var folder = Path.parent(of: Subprocess.currentExecutable())
+        for _ in 0..<5 {
+            for candidate in [folder + "/cgi-bin", folder + "/../lib/latchkey/cgi-bin"] {
+                let path = Path.normalize(candidate)
+                if FileManager.default.fileExists(atPath: path + "/login") { return path }
+            }
+            folder = Path.parent(of: folder)
         }
         throw CommandError("cannot find the CGI executables; pass --cgi-dir DIR (where `make build` put login, forgot, …)")
     }
@@ -41,6 +50,10 @@ struct WebLayout {
     let cgiDir: String
 
     var documentRoot: String { config.resolve(config.output) }
+    /// `members_path` without its trailing slash, as a regular expression.
+    var membersPattern: String {
+        String(config.membersPath.dropLast()).map { ".+*?()[]{}|^$\\".contains($0) ? "\\\($0)" : "\($0)" }.joined()
+    }
     var accountPage: String { SitePages.path("account", locale: config.defaultLocale, config: config) }
 
     /// The headers every static page gets; the CGIs send their own.

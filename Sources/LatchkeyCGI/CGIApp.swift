@@ -9,6 +9,11 @@ public enum CGIApp {
     static let endpoints: [String: @Sendable (Context) throws -> Reply] = [
         "forgot": ForgotEndpoint.handle,
         "reset": ResetEndpoint.handle,
+        "login": LoginEndpoint.handle,
+        "logout": LogoutEndpoint.handle,
+        "account": AccountEndpoint.handle,
+        "session": SessionEndpoint.handle,
+        "members": MembersEndpoint.handle,
     ]
 
     /// The argument that makes the executable the detached after-response worker.

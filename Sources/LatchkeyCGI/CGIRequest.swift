@@ -13,6 +13,8 @@ public struct CGIRequest: Sendable {
 
     public let method: String
     public let queryString: String
+    /// The part of the URL after the script's name (the members gate's file).
+    public let pathInfo: String
     public let contentType: String?
     /// The declared body length; nil when absent, -1 when not a number.
     public let contentLength: Int?
@@ -31,6 +33,7 @@ public struct CGIRequest: Sendable {
         }
         method = value("REQUEST_METHOD")?.uppercased() ?? "GET"
         queryString = value("QUERY_STRING") ?? ""
+        pathInfo = value("PATH_INFO") ?? ""
         contentType = value("CONTENT_TYPE")
         contentLength = value("CONTENT_LENGTH").map { Int($0).flatMap { $0 >= 0 ? $0 : nil } ?? -1 }
         cookieHeader = value("HTTP_COOKIE") ?? ""

@@ -6,7 +6,7 @@ extension SiteConfig {
         var config = SiteConfig(file: file)
         let root = ConfigReader(value: try JSONValue.load(path: file), path: "", file: file)
         try root.allow(["site_name", "base_url", "locales", "database", "key_file", "output", "templates",
-                        "locales_dir", "assets", "cgi_prefix", "members_path", "mail", "reset", "session",
+                        "locales_dir", "assets", "cgi_prefix", "members_path", "members_dir", "mail", "reset", "session",
                         "password", "throttle", "brand", "welcome_on_grant"])
         config.siteName = try root.string("site_name", default: config.siteName, nonEmpty: true)
         config.baseURL = try root.string("base_url", default: config.baseURL) { url in
@@ -27,10 +27,11 @@ extension SiteConfig {
         let urlPath: (String) -> Bool = { $0.hasPrefix("/") && $0.hasSuffix("/") && !$0.contains("..") && !$0.contains(" ") }
         config.cgiPrefix = try root.string("cgi_prefix", default: config.cgiPrefix, valid: urlPath) { "must be a URL path that starts and ends with /" }
         config.membersPath = try root.string("members_path", default: config.membersPath, valid: urlPath) { "must be a URL path that starts and ends with /" }
+        config.membersDir = try root.string("members_dir", default: config.membersDir, nonEmpty: true)
         config.welcomeOnGrant = try root.bool("welcome_on_grant", default: config.welcomeOnGrant)
 
         let mail = try root.object("mail")
-        try mail.allow(["transport", "from", "reply_to", "timeout"])
+        try mail.allow(["transport", "from", "reply_to", "timeout", "retry_after"])
         config.mail.transport = try mail.string("transport", default: config.mail.transport) {
             ($0.hasPrefix("maildir:") || $0.hasPrefix("sendmail:")) && $0.split(separator: ":", maxSplits: 1).count == 2
         } reason: { "must be maildir:PATH or sendmail:PATH" }
@@ -39,6 +40,7 @@ extension SiteConfig {
         config.mail.replyTo = try mail.string("reply_to", default: config.mail.replyTo) { !$0.hasControlCharacters }
             reason: { "must be one address" }
         config.mail.timeout = try mail.span("timeout", default: config.mail.timeout)
+        config.mail.retryAfter = try mail.span("retry_after", default: config.mail.retryAfter)
 
         let reset = try root.object("reset")
         try reset.allow(["link_lifetime", "welcome_link_lifetime", "reuse_window"])

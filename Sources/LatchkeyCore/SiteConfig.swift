@@ -20,6 +20,8 @@ public struct SiteConfig: Sendable {
     public var assets = "assets"
     public var cgiPrefix = "/cgi-bin/"
     public var membersPath = "/members/"
+    /// The members-only files, served by the `members` gate CGI; outside the document root.
+    public var membersDir = "members"
     public var mail = Mail()
     public var reset = Reset()
     public var session = Session()
@@ -36,6 +38,8 @@ public struct SiteConfig: Sendable {
         public var replyTo = ""
         /// Longest a transport may take before the send counts as failed.
         public var timeout = TimeSpan(seconds: 30)
+        /// Wait before the first retry of a failed message; doubles each time, at most 6 hours.
+        public var retryAfter = TimeSpan(seconds: 60)
     }
 
     /// Reset-link rules (SPEC §5).

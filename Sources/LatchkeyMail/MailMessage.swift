@@ -56,8 +56,12 @@ public struct MailMessage: Sendable {
         ]
         if !replyTo.isEmpty { headers.insert("Reply-To: " + MailMessage.encodeAddress(replyTo), at: 3) }
         var body = headers.joined(separator: "\r\n") + "\r\n\r\n"
-        body += "--\(boundary)\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
-        body += MailMessage.quotedPrintable(text) + "\r\n"
+        // 8bit keeps links whole for people reading the raw message; quoted-printable only when
+        // a line would break RFC 5322's 998-byte limit.
+        let lines = text.replacingAll("\r\n", with: "\n").split(separator: "\n", omittingEmptySubsequences: false)
+        let plain = lines.allSatisfy { $0.utf8.count <= 998 }
+        body += "--\(boundary)\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: \(plain ? "8bit" : "quoted-printable")\r\n\r\n"
+        body += (plain ? lines.joined(separator: "\r\n") : MailMessage.quotedPrintable(text)) + "\r\n"
         body += "--\(boundary)\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
         body += MailMessage.base64Lines(Array(html.utf8)) + "\r\n"
         body += "--\(boundary)--\r\n"

@@ -77,13 +77,13 @@ public final class Mailer {
         guard let sealed = try db.claimMail(id: id, now: now, staleAfter: staleAfter, force: force) else { return .skipped }
         guard let message = Sodium.open(sealed, key: sealKey) else {
             let reason = "cannot open the stored message: the site key changed since it was queued"
-            try db.markMailFailed(id: id, error: reason, now: now)
+            try db.markMailFailed(id: id, error: reason, now: now, retryAfter: config.mail.retryAfter.seconds)
             return .failed(reason)
         }
         do {
             try transport.send(message, timeout: config.mail.timeout)
         } catch {
-            try db.markMailFailed(id: id, error: "\(error)", now: Clock.now())
+            try db.markMailFailed(id: id, error: "\(error)", now: Clock.now(), retryAfter: config.mail.retryAfter.seconds)
             return .failed("\(error)")
         }
         try db.markMailSent(id: id, now: Clock.now())

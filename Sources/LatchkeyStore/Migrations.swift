@@ -113,6 +113,14 @@ public enum Migrations {
         ) STRICT;
         CREATE INDEX audit_person ON audit (person_id, at);
         """),
+        ("0002-settings", """
+        -- Values the site computes once and keeps, such as the dummy password hash that makes a
+        -- login for an unknown address cost the same as one for a real account.
+        CREATE TABLE setting (
+            name TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        ) STRICT;
+        """),
     ]
 }
 

@@ -68,11 +68,12 @@ extension Database {
         }
     }
 
-    /// Records a failed attempt and when to try again: 1, 2, 4… minutes, at most 6 hours apart.
-    public func markMailFailed(id: Int64, error: String, now: Int64) throws {
+    /// Records a failed attempt and when to try again: `retryAfter`, then twice that, and so
+    /// on, at most 6 hours apart.
+    public func markMailFailed(id: Int64, error: String, now: Int64, retryAfter: Int64 = 60) throws {
         try write {
             let attempts = try query("SELECT attempts FROM mail WHERE id = ?", [.int(id)]).first?.int("attempts") ?? 1
-            let delay = min(Int64(60) << min(attempts - 1, 20), 6 * 3600)
+            let delay = min(retryAfter << min(attempts - 1, 20), 6 * 3600)
             try execute("UPDATE mail SET status = 'failed', last_error = ?, updated_at = ?, next_attempt_at = ? WHERE id = ?",
                         [.text(String(error.prefix(500))), .int(now), .int(now + delay), .int(id)])
         }

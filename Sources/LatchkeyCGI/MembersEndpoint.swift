@@ -1,0 +1,52 @@
+import FoundationEssentials
+import Glibc
+import LatchkeyCore
+
+/// `GET members/…`: the gate in front of the members area under Apache. Serves files from
+/// `members_dir`, which lies outside the document root, only to a session that admits members;
+/// anyone else is sent to log in, with the page they wanted remembered for afterwards.
+enum MembersEndpoint {
+    /// Largest file the gate serves; members areas hold pages and small assets.
+    static let maxFileBytes = 32 * 1024 * 1024
+
+    static let types: [String: String] = [
+        "html": "text/html; charset=utf-8", "css": "text/css", "js": "text/javascript", "svg": "image/svg+xml",
+        "png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "gif": "image/gif", "webp": "image/webp",
+        "pdf": "application/pdf", "txt": "text/plain; charset=utf-8", "mp4": "video/mp4", "json": "application/json",
+    ]
+
+    static func handle(_ context: Context) throws -> Reply {
+        try context.request.require(["GET", "HEAD"])
+        let config = context.config
+        let relative = String(context.request.pathInfo.drop { $0 == "/" })
+        guard let live = try SessionCookie.live(context), SessionCookie.admitsMembers(live) else {
+            if let live = try SessionCookie.live(context), live.person.mustChangePassword {
+                return Reply(.redirect(to: context.pageURL("account", message: "must_change", locale: context.locale(live.person.locale))))
+            }
+            let wanted = config.membersPath + relative
+            let next = ("Set-Cookie", "\(SessionCookie.nextName)=\(Escape.urlComponent(wanted)); Path=\(config.cgiPrefix)login; Max-Age=900; HttpOnly; SameSite=Lax")
+            return Reply(.redirect(to: context.pageURL("login", message: "session_expired", locale: config.defaultLocale)
+                                   + "?next=" + Escape.urlComponent(wanted), headers: [next]))
+        }
+        if context.request.pathInfo.isEmpty {
+            return Reply(.redirect(to: config.origin + config.membersPath))
+        }
+        let parts = relative.split(separator: "/", omittingEmptySubsequences: false)
+        guard !parts.contains(where: { $0.hasPrefix(".") }), !relative.hasControlCharacters, !relative.contains("\\") else {
+            throw HTTPError(404, "refused members path \(relative.prefix(80))")
+        }
+        let folder = config.resolve(config.membersDir)
+        var path = Path.join(folder, relative)
+        var info = stat()
+        if relative.isEmpty || relative.hasSuffix("/") || (stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR) {
+            path += "/index.html"
+        }
+        guard Path.isInside(path, folder), stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG,
+              info.st_size <= maxFileBytes, let data = FileManager.default.contents(atPath: path) else {
+            throw HTTPError(404, "no members file \(relative.prefix(80))")
+        }
+        let type = types[String(path.split(separator: ".").last ?? "").lowercased()] ?? "application/octet-stream"
+        let body = context.request.method == "HEAD" ? [] : [UInt8](data)
+        return Reply(CGIResponse(status: 200, headers: [("Content-Type", type)], body: body))
+    }
+}

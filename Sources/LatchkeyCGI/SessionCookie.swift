@@ -1,0 +1,45 @@
+import LatchkeyAccounts
+import LatchkeyCore
+import LatchkeyStore
+
+/// The login session cookie: `HttpOnly; SameSite=Lax; Path=/`, and under HTTPS `Secure` with
+/// the `__Host-` prefix, which browsers only accept from a secure origin without a Domain.
+enum SessionCookie {
+    static func name(_ request: CGIRequest) -> String { request.isHTTPS ? "__Host-lk_session" : "lk_session" }
+
+    /// Sets the cookie to `value` for the session's absolute lifetime.
+    static func set(_ value: String, _ context: Context) -> (String, String) {
+        header(value, maxAge: Int(context.config.session.absoluteTimeout.seconds), context)
+    }
+
+    /// Clears the cookie.
+    static func clear(_ context: Context) -> (String, String) { header("", maxAge: 0, context) }
+
+    static func header(_ value: String, maxAge: Int, _ context: Context) -> (String, String) {
+        let secure = context.request.isHTTPS ? "; Secure" : ""
+        return ("Set-Cookie", "\(name(context.request))=\(value); Path=/; Max-Age=\(maxAge); HttpOnly; SameSite=Lax\(secure)")
+    }
+
+    /// The live session the request carries, or nil.
+    static func live(_ context: Context) throws -> Sessions.Live? {
+        guard let cookie = context.request.cookie(name(context.request)) else { return nil }
+        let services = try context.services()
+        return try Sessions(db: services.db, key: services.key, config: context.config).find(cookie, now: context.now)
+    }
+
+    /// True when the session may read the members area: a customer, enabled, with active
+    /// access, and not held to change a temporary password.
+    static func admitsMembers(_ live: Sessions.Live) -> Bool {
+        live.person.isCustomer && live.person.disabledAt == nil && live.hasAccess && !live.person.mustChangePassword
+    }
+
+    /// The `next` cookie the members gate sets for the login that follows.
+    static let nextName = "lk_next"
+
+    /// `target` when it is a path on this site (never another origin), else nil.
+    static func sameSitePath(_ target: String?, _ config: SiteConfig) -> String? {
+        guard let target, target.hasPrefix(config.rootPath), !target.hasPrefix("//"), !target.contains("\\"),
+              !target.contains("://"), !target.hasControlCharacters, target.utf8.count <= 512 else { return nil }
+        return target
+    }
+}

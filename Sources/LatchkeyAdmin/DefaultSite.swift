@@ -412,7 +412,9 @@ h1 {
       "action": "Choose your password",
       "expiry": "This link works once and expires in",
       "later": "If it has expired, use \"Forgot password?\" on the login page to get a new one.",
-      "ignore": "If you weren't expecting this, you can ignore this email."
+      "ignore": "If you weren't expecting this, you can ignore this email.",
+      "intro_existing": "Your account is ready. Log in with your email address and the password you chose.",
+      "login_action": "Log in"
     },
     "password_changed": {
       "subject": "Your password was changed",
@@ -559,7 +561,9 @@ h1 {
       "action": "Elegir mi contraseña",
       "expiry": "Este enlace solo funciona una vez y caduca en",
       "later": "Si ha caducado, usa «¿Olvidaste tu contraseña?» en la página de inicio de sesión para recibir uno nuevo.",
-      "ignore": "Si no esperabas este mensaje, puedes ignorarlo."
+      "ignore": "Si no esperabas este mensaje, puedes ignorarlo.",
+      "intro_existing": "Tu cuenta está lista. Inicia sesión con tu correo electrónico y la contraseña que elegiste.",
+      "login_action": "Iniciar sesión"
     },
     "password_changed": {
       "subject": "Tu contraseña se ha cambiado",
@@ -706,7 +710,9 @@ h1 {
       "action": "Choisir mon mot de passe",
       "expiry": "Ce lien ne fonctionne qu’une fois et expire dans",
       "later": "S’il a expiré, cliquez sur « Mot de passe oublié ? » sur la page de connexion pour en recevoir un nouveau.",
-      "ignore": "Si vous ne vous attendiez pas à ce message, vous pouvez l’ignorer."
+      "ignore": "Si vous ne vous attendiez pas à ce message, vous pouvez l’ignorer.",
+      "intro_existing": "Votre compte est prêt. Connectez-vous avec votre adresse e-mail et le mot de passe que vous avez choisi.",
+      "login_action": "Se connecter"
     },
     "password_changed": {
       "subject": "Votre mot de passe a été modifié",
@@ -919,7 +925,7 @@ members-only pages and files in the site's <code>members/</code> folder.</p>
         ("templates/email/welcome.html", #"""
 {{#t.email.welcome}}{{> header}}{{/t.email.welcome}}
 <p style="margin:0 0 16px 0;">{{t.email.greeting}}{{#name}} {{name}}{{/name}},</p>
-<p style="margin:0 0 16px 0;">{{t.email.welcome.intro}}</p>
+<p style="margin:0 0 16px 0;">{{^has_password}}{{t.email.welcome.intro}}{{/has_password}}{{#has_password}}{{t.email.welcome.intro_existing}}{{/has_password}}</p>
 <p style="margin:0 0 16px 0;">{{t.email.welcome.login_as}} <strong>{{email}}</strong>.</p>
 {{#link}}
 <table role="presentation" cellpadding="0" cellspacing="0" border="0" style="margin:28px 0;">
@@ -930,7 +936,8 @@ members-only pages and files in the site's <code>members/</code> folder.</p>
 </tr>
 </table>
 {{/link}}
-<p style="margin:0 0 16px 0;">{{#expires}}{{t.email.welcome.expiry}} {{expires}}. {{/expires}}{{t.email.welcome.later}}</p>
+{{^link}}<p style="margin:28px 0;"><a href="{{login_url}}" style="color:{{primary_color}};font-weight:600;">{{t.email.welcome.login_action}}</a></p>{{/link}}
+{{^has_password}}<p style="margin:0 0 16px 0;">{{#expires}}{{t.email.welcome.expiry}} {{expires}}. {{/expires}}{{t.email.welcome.later}}</p>{{/has_password}}
 <p style="margin:0 0 16px 0;">{{t.email.welcome.ignore}}</p>
 {{#link}}<p style="margin:24px 0 0 0;font-size:13px;line-height:1.5;color:#4b5563;">{{t.email.link_fallback}}<br><a href="{{link}}" style="color:#1f2937;text-decoration:underline;word-break:break-all;">{{link}}</a></p>{{/link}}
 {{> footer}}
@@ -939,15 +946,18 @@ members-only pages and files in the site's <code>members/</code> folder.</p>
         ("templates/email/welcome.txt", #"""
 {{{t.email.greeting}}}{{#name}} {{{name}}}{{/name}},
 
-{{{t.email.welcome.intro}}}
+{{^has_password}}{{{t.email.welcome.intro}}}{{/has_password}}{{#has_password}}{{{t.email.welcome.intro_existing}}}{{/has_password}}
 {{{t.email.welcome.login_as}}} {{{email}}}.
 
 {{#link}}{{{t.email.open_link}}}
 {{{link}}}
 
-{{/link}}{{#expires}}{{{t.email.welcome.expiry}}} {{{expires}}}.
-{{/expires}}{{{t.email.welcome.later}}}
+{{/link}}{{^link}}{{{t.email.welcome.login_action}}}:
+{{{login_url}}}
 
+{{/link}}{{#expires}}{{{t.email.welcome.expiry}}} {{{expires}}}.
+{{/expires}}{{^has_password}}{{{t.email.welcome.later}}}
+{{/has_password}}
 {{{t.email.welcome.ignore}}}
 
 {{{t.email.signature}}}

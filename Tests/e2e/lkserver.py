@@ -232,9 +232,18 @@ class ApacheServer:
         self.pid_file = self.runtime_dir / "apache2.pid"
         self.started = False
 
+    scheme = "http"
+
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+    def _webserver_args(self) -> list:
+        """Extra arguments for `latchkey webserver apache` (subclasses add TLS)."""
+        return []
+
+    def _connection(self, timeout: float) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
 
     # --- lifecycle ------------------------------------------------------------------------
     def start(self) -> "ApacheServer":
@@ -245,6 +254,7 @@ class ApacheServer:
                               "--listen", f"{self.host}:{self.port}",
                               "--runtime-dir", self.runtime_dir,
                               "--cgi-dir", self.cgi_dir,
+                              *self._webserver_args(),
                               config=self.site.config)
         if result.returncode != 0:
             raise AssertionError(f"latchkey webserver apache failed ({result.returncode}): {result.stderr}")
@@ -322,7 +332,7 @@ class ApacheServer:
     # --- HTTP -------------------------------------------------------------------------------
     def request(self, method: str, path: str, body=None, headers=None, timeout: float = 30) -> Response:
         """One request, redirects NOT followed."""
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        conn = self._connection(timeout)
         try:
             conn.request(method, path, body=body, headers=dict(headers or {}))
             resp = conn.getresponse()
@@ -364,3 +374,38 @@ class ApacheServer:
             return (self.runtime_dir / "access.log").read_text(errors="replace")
         except OSError:
             return ""
+
+
+class HttpsApacheServer(ApacheServer):
+    """An ApacheServer speaking HTTPS (mod_ssl) with a throwaway self-signed certificate for
+    127.0.0.1, made in the runtime folder. base_url becomes https://127.0.0.1:PORT, so the
+    CGIs see HTTPS=on; requests verify the server against that certificate."""
+
+    scheme = "https"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cert = self.runtime_dir / "cert.pem"
+        self.key = self.runtime_dir / "key.pem"
+
+    def _make_certificate(self) -> None:
+        if self.cert.exists() and self.key.exists():
+            return
+        made = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                               "-subj", f"/CN={self.host}", "-addext", f"subjectAltName=IP:{self.host}",
+                               "-days", "1", "-keyout", str(self.key), "-out", str(self.cert)],
+                              capture_output=True, text=True, timeout=60)
+        if made.returncode != 0:
+            raise AssertionError(f"openssl req failed ({made.returncode}): {made.stderr}")
+        self.key.chmod(0o600)
+
+    def _webserver_args(self) -> list:
+        self._make_certificate()
+        return ["--tls-cert", self.cert, "--tls-key", self.key]
+
+    def ssl_context(self):
+        import ssl
+        return ssl.create_default_context(cafile=str(self.cert))
+
+    def _connection(self, timeout: float) -> http.client.HTTPConnection:
+        return http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=self.ssl_context())

@@ -1,0 +1,89 @@
+import LatchkeyAccounts
+import LatchkeyCore
+import LatchkeyStore
+
+/// `user show`, `user find`, `user set-email`, `user disable|enable|delete`, `welcome resend`.
+enum PersonCommands {
+    static func show(_ invocation: Invocation) throws {
+        try invocation.arguments.allow(["json"])
+        let services = try invocation.services()
+        let email = try invocation.word(0, "EMAIL")
+        guard let person = try services.db.person(email: email) else { throw CommandError("no one with the address \(Person.normalize(email))") }
+        let record = try PersonRecord.load(person, services: services, now: Clock.now())
+        Console.out(invocation.arguments.flags.contains("json") ? record.json.text : record.text)
+    }
+
+    static func find(_ invocation: Invocation) throws {
+        try invocation.arguments.allow(["json"])
+        let query = try invocation.word(0, "QUERY")
+        let pattern = "%" + query.lowercased().replacingAll("\\", with: "\\\\").replacingAll("%", with: "\\%").replacingAll("_", with: "\\_") + "%"
+        let rows = try invocation.services().db.query("""
+            SELECT * FROM person WHERE email LIKE ? ESCAPE '\\' OR lower(name) LIKE ? ESCAPE '\\' ORDER BY email LIMIT 100
+            """, [.text(pattern), .text(pattern)])
+        if invocation.arguments.flags.contains("json") {
+            Console.out(JSONOut.array(rows.map { .object(["email": .string($0.text("email") ?? ""), "name": .string($0.text("name") ?? ""),
+                                                          "kind": .string($0.text("kind") ?? ""), "disabled": .bool($0.int("disabled_at") != nil)]) }).text)
+            return
+        }
+        if rows.isEmpty { Console.out("No one matches '\(query)'."); return }
+        for row in rows {
+            Console.out("\(row.text("email") ?? "")\t\(row.text("name") ?? "")\t\(row.text("kind") ?? "")\(row.int("disabled_at") != nil ? " (disabled)" : "")")
+        }
+    }
+
+    static func setEmail(_ invocation: Invocation) throws {
+        try invocation.arguments.allow([])
+        let services = try invocation.services()
+        let old = try invocation.word(0, "EMAIL"), new = try UserCommands.validEmail(try invocation.word(1, "NEW_EMAIL"))
+        guard let person = try services.db.person(email: old) else { throw CommandError("no one with the address \(Person.normalize(old))") }
+        let mailID = try People.changeEmail(person, to: new, by: invocation.operator, services: services, now: Clock.now())
+        Console.out("Address changed: \(person.email) → \(new). Links voided, sessions ended; the old address was told.")
+        try UserCommands.deliverNow(mailID, services)
+    }
+
+    static func disable(_ invocation: Invocation) throws { try setDisabled(invocation, true) }
+    static func enable(_ invocation: Invocation) throws { try setDisabled(invocation, false) }
+
+    static func setDisabled(_ invocation: Invocation, _ disabled: Bool) throws {
+        try invocation.arguments.allow([])
+        let services = try invocation.services()
+        let email = try invocation.word(0, "EMAIL")
+        guard let person = try services.db.person(email: email) else { throw CommandError("no one with the address \(Person.normalize(email))") }
+        try People.setDisabled(person, disabled, by: invocation.operator, db: services.db, now: Clock.now())
+        Console.out(disabled ? "Login closed for \(person.email); sessions ended, links voided. Nothing else changed."
+                             : "Login reopened for \(person.email).")
+    }
+
+    static func delete(_ invocation: Invocation) throws {
+        try invocation.arguments.allow(["yes"])
+        let services = try invocation.services()
+        let email = try invocation.word(0, "EMAIL")
+        guard let person = try services.db.person(email: email) else { throw CommandError("no one with the address \(Person.normalize(email))") }
+        guard invocation.arguments.flags.contains("yes") else {
+            throw CommandError("this erases \(person.email) with their links, sessions, access and email history; add --yes to do it")
+        }
+        try People.erase(person, by: invocation.operator, db: services.db, now: Clock.now())
+        Console.out("Erased \(person.email). The audit trail keeps that it happened, not who it was.")
+    }
+
+    static func resendWelcome(_ invocation: Invocation) throws {
+        try invocation.arguments.allow([])
+        let services = try invocation.services()
+        let person = try UserCommands.customer(try invocation.word(0, "EMAIL"), services)
+        let now = Clock.now()
+        if person.passwordHash == nil {
+            let sent = try Recovery.sendLink(to: person, welcome: true, by: invocation.operator, services: services, now: now)
+            Console.out("Welcome email sent again with a set-password link\(sent.link.reused ? " (the same link: still inside the reuse window)" : ""):")
+            Console.out(ResetTokens.url(token: sent.link.token, config: services.config))
+            try UserCommands.deliverNow(sent.mailID, services)
+        } else {
+            let mailID = try services.db.write {
+                try services.db.audit(AuditEvent(actor: invocation.operator, action: "welcome.sent", personID: person.id, subject: person.email,
+                                                 detail: "login link (password already set)"), now: now)
+                return try services.mailer.queue(.welcome, to: person, values: ["has_password": true], by: invocation.operator, now: now)
+            }
+            Console.out("Welcome email sent again with a login link (\(person.email) already has a password; it was not changed).")
+            try UserCommands.deliverNow(mailID, services)
+        }
+    }
+}

@@ -6,7 +6,7 @@ import LatchkeyCore
 enum WebserverCommand {
     static func run(_ invocation: Invocation) throws {
         try invocation.arguments.allow(["standalone", "listen", "runtime-dir", "cgi-dir", "tls-cert", "tls-key"])
-        let server = try invocation.word(0, "server name (apache)")
+        let server = try invocation.word(0, "server name (apache, nginx or lighttpd)")
         let config = try invocation.config()
         let options = invocation.arguments.options
         let layout = WebLayout(config: config, cgiDir: try cgiDir(options["cgi-dir"]))
@@ -14,17 +14,22 @@ enum WebserverCommand {
         var listen = options["listen"] ?? "127.0.0.1:8080"
         if !listen.contains(":") { listen = "127.0.0.1:" + listen }
         let runtime = Path.absolute(options["runtime-dir"] ?? config.resolve("var/run"))
+        var whole = ApacheConfig.Standalone(listen: listen, runtimeDir: runtime, runAsRoot: geteuid() == 0)
+        if let certificate = options["tls-cert"], let key = options["tls-key"] {
+            guard server == "apache" else { throw CommandError("--tls-cert is for apache; put TLS in front of \(server) as usual") }
+            whole.tls = (Path.absolute(certificate), Path.absolute(key))
+        } else if options["tls-cert"] != nil || options["tls-key"] != nil {
+            throw CommandError("--tls-cert and --tls-key go together")
+        }
         switch server {
         case "apache":
-            var whole = ApacheConfig.Standalone(listen: listen, runtimeDir: runtime, runAsRoot: geteuid() == 0)
-            if let certificate = options["tls-cert"], let key = options["tls-key"] {
-                whole.tls = (Path.absolute(certificate), Path.absolute(key))
-            } else if options["tls-cert"] != nil || options["tls-key"] != nil {
-                throw CommandError("--tls-cert and --tls-key go together")
-            }
             Console.out(ApacheConfig(layout: layout).render(standalone: standalone ? whole : nil))
+        case "nginx":
+            Console.out(NginxConfig(layout: layout).render(standalone: standalone ? whole : nil))
+        case "lighttpd":
+            Console.out(LighttpdConfig(layout: layout).render(standalone: standalone ? whole : nil))
         default:
-            throw CommandError("unknown web server '\(server)' (known: apache)")
+            throw CommandError("unknown web server '\(server)' (known: apache, nginx, lighttpd)")
         }
     }
 
@@ -53,6 +58,10 @@ struct WebLayout {
     /// `members_path` without its trailing slash, as a regular expression.
     var membersPattern: String {
         String(config.membersPath.dropLast()).map { ".+*?()[]{}|^$\\".contains($0) ? "\\\($0)" : "\($0)" }.joined()
+    }
+    var membersDir: String { config.resolve(config.membersDir) }
+    func loginPage(message: String? = nil) -> String {
+        SitePages.path("login", message: message, locale: config.defaultLocale, config: config)
     }
     var accountPage: String { SitePages.path("account", locale: config.defaultLocale, config: config) }
 

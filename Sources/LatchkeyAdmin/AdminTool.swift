@@ -41,6 +41,8 @@ public enum AdminTool {
         Command(words: ["mail", "log"], usage: "mail log [EMAIL] [--failed] [--json]", summary: "email history with status", run: MailCommands.log),
         Command(words: ["mail", "retry"], usage: "mail retry ID", summary: "send one message again now", run: MailCommands.retry),
         Command(words: ["mail", "deliver"], usage: "mail deliver", summary: "deliver every message that is due (for cron)", run: MailCommands.deliver),
+        Command(words: ["doctor"], usage: "doctor [--user www-data] [--cgi-dir DIR] [--url http://HOST:PORT/]",
+                summary: "check a deployment: permissions, paths, CGIs, mail transport, and the live site", run: DoctorCommand.run),
         Command(words: ["webserver"], usage: "webserver apache|nginx|lighttpd [--standalone --listen 127.0.0.1:PORT --runtime-dir DIR [--tls-cert FILE --tls-key FILE]] [--cgi-dir DIR]",
                 summary: "print a web-server config for this site", run: WebserverCommand.run),
     ]

@@ -29,5 +29,9 @@ screenshots: build
 	scripts/install-deps.sh test
 	python3 -m pytest -q Tests/e2e/test_screenshots.py
 
+bench: build
+	scripts/install-deps.sh bench
+	python3 scripts/bench.py
+
 clean:
 	rm -rf .build cgi-bin/login cgi-bin/logout cgi-bin/forgot cgi-bin/reset cgi-bin/account cgi-bin/session artifacts

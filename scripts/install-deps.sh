@@ -10,7 +10,8 @@ case "$what" in
   build) ;;
   demo) packages+=(apache2) ;;
   test) packages+=(apache2 chromium chromium-driver) ;;
-  *) echo "usage: $0 build|demo|test" >&2; exit 2 ;;
+  bench) packages+=(apache2 wrk hyperfine gcc) ;;
+  *) echo "usage: $0 build|demo|test|bench" >&2; exit 2 ;;
 esac
 missing=()
 for p in "${packages[@]}"; do

@@ -57,6 +57,11 @@ public final class Database {
         sqlite3_extended_result_codes(raw, 1)
         let db = Database(handle: raw, path: path)
         sqlite3_busy_timeout(raw, busyTimeoutMilliseconds)
+        // Keep the -wal and -shm files when the last connection closes. Every CGI process is the
+        // last connection when it exits; without this each one deletes them and the next
+        // recreates and zero-fills them, which costs more than the query.
+        var persist: Int32 = 1
+        sqlite3_file_control(raw, "main", SQLITE_FCNTL_PERSIST_WAL, &persist)
         let mode = try db.query("PRAGMA journal_mode=WAL").first?.text("journal_mode")
         guard mode == "wal" else {
             throw StoreError(code: SQLITE_ERROR, message: "journal_mode is \(mode ?? "unknown"), expected wal", sql: "PRAGMA journal_mode=WAL")

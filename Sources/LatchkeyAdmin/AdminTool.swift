@@ -52,6 +52,9 @@ public enum AdminTool {
         do {
             let arguments = try Arguments(argv)
             guard let command = commands.last(where: { arguments.words.starts(with: $0.words) }) else {
+                if arguments.words.isEmpty, let unknown = arguments.flags.subtracting(["help"]).sorted().first ?? arguments.options.keys.filter({ $0 != "config" }).sorted().first {
+                    throw CommandError("unknown option --\(unknown) (see latchkey --help)")
+                }
                 if arguments.words.isEmpty || arguments.flags.contains("help") || arguments.words == ["help"] {
                     Console.out(help)
                     return 0

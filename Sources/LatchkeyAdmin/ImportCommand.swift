@@ -37,12 +37,13 @@ enum ImportCommand {
         let rows = Array(records.dropFirst())
         let progress = Progress(total: rows.count, visible: isatty(1) == 1)
         var counts = Counts()
+        var seen: [String: Int] = [:]
         let now = Clock.now()
         for batch in stride(from: 0, to: rows.count, by: batchSize).map({ rows[$0..<min($0 + batchSize, rows.count)] }) {
             let apply = {
                 for row in batch {
                     try importRow(row, emailColumn: emailColumn, nameColumn: nameColumn, offer: offer, dryRun: dryRun,
-                                  operator: invocation.operator, db: services.db, now: now, counts: &counts)
+                                  operator: invocation.operator, db: services.db, now: now, counts: &counts, seen: &seen)
                     progress.advance()
                 }
             }
@@ -54,11 +55,13 @@ enum ImportCommand {
     }
 
     static func importRow(_ row: CSV.Record, emailColumn: Int, nameColumn: Int?, offer: String?, dryRun: Bool,
-                          operator actor: String, db: Database, now: Int64, counts: inout Counts) throws {
+                          operator actor: String, db: Database, now: Int64, counts: inout Counts, seen: inout [String: Int]) throws {
         func skip(_ reason: String) { Console.err("line \(row.line): \(reason); skipped"); counts.skipped += 1 }
         guard emailColumn < row.fields.count else { return skip("no email") }
         let email = Person.normalize(row.fields[emailColumn])
-        guard Person.isPlausibleEmail(email) else { return skip("'\(row.fields[emailColumn].prefix(80))' is not an email address") }
+        guard Person.isPlausibleEmail(email) else { return skip("'\(printable(row.fields[emailColumn].prefix(80)))' is not an email address") }
+        if let first = seen[email] { return skip("\(email) is already on line \(first)") }
+        seen[email] = row.line
         let name = nameColumn.flatMap { $0 < row.fields.count ? row.fields[$0].trimmed : nil } ?? ""
         guard !name.hasControlCharacters, name.count <= 200 else { return skip("the name has control characters or is too long") }
         guard let existing = try db.person(email: email) else {
@@ -82,6 +85,12 @@ enum ImportCommand {
         }
         if changed { counts.updated += 1 } else { counts.unchanged += 1 }
     }
+}
+
+/// `text` with line breaks and other control characters shown as `\n`-style escapes, so one
+/// problem stays on one line.
+func printable<S: StringProtocol>(_ text: S) -> String {
+    String(text).unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7f ? "\\u{\(String($0.value, radix: 16))}" : String($0) }.joined()
 }
 
 /// A progress bar on a terminal; silent when output goes to a file or pipe.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import http.client
 import re
 import sqlite3
 import time
@@ -139,6 +140,14 @@ def wait_for_mail(site, to, subject_part, timeout=10.0):
 # headers go out): `Content-Length: 0` or `Transfer-Encoding: chunked`, for any outcome alike.
 # The body itself is compared, so only those two framing headers and Date are left out.
 NOT_COMPARED = {"date", "transfer-encoding", "content-length"}
+
+
+def answered(what, call):
+    """`call()`, failing the test clearly when the server cuts the answer off."""
+    try:
+        return call()
+    except (http.client.HTTPException, ConnectionError) as exc:
+        pytest.fail(f"{what}: the answer was cut off or the connection dropped ({exc!r})")
 
 
 def comparable(resp):
@@ -435,9 +444,12 @@ OFF_SITE_NEXT = [
     "http://evil.example/members/",
     "evil.example/members/",
     "javascript:alert(1)",
-    "/members/\r\nSet-Cookie: injected=1",
-    "/\t/evil.example",
+    "https:/evil.example",
 ]
+
+# Control characters in a field are bad input (SPEC §8): a 4xx page that changes nothing is
+# as good as ignoring `next`; what must never happen is a redirect or a header built from it.
+CONTROL_NEXT = ["/members/\r\nSet-Cookie: injected=1", "/\t/evil.example", "/\x00//evil.example"]
 
 
 @pytest.fixture
@@ -455,6 +467,19 @@ def test_login_ignores_next_pointing_off_site(ann_site, target):
     assert resp.headers["location"] == srv.url + "/members/", resp.headers["location"]
     assert cookie_value(resp)
     assert "injected" not in cookies_set(resp)
+
+
+@pytest.mark.parametrize("target", CONTROL_NEXT, ids=repr)
+def test_login_with_control_characters_in_next_never_redirects_off_site(ann_site, target):
+    site, srv = ann_site
+    resp = login(srv, "ann@example.com", PASSWORD, next=target)
+    assert "injected" not in cookies_set(resp), resp.all("set-cookie")
+    if resp.status == 303:
+        assert resp.headers["location"] == srv.url + "/members/", resp.headers["location"]
+    else:
+        assert 400 <= resp.status < 500, resp.status
+        assert cookie_value(resp) is None, "a refused login started a session"
+        assert "location" not in resp.headers
 
 
 def test_login_ignores_lk_next_cookie_pointing_off_site(ann_site):
@@ -535,19 +560,37 @@ def test_cross_site_posts_are_refused_and_change_nothing(ann_site, headers):
     site, srv = ann_site
     value = logged_in(srv, "ann@example.com")
 
-    resp = login(srv, "ann@example.com", PASSWORD, headers=headers)
+    resp = answered("cross-site login", lambda: login(srv, "ann@example.com", PASSWORD, headers=headers))
     assert resp.status == 403, ("login", resp.status, resp.headers)
     assert cookie_value(resp) is None
 
-    resp = account_change(srv, value, PASSWORD, NEW_PASSWORD, headers=headers)
+    resp = answered("cross-site account", lambda: account_change(srv, value, PASSWORD, NEW_PASSWORD, headers=headers))
     assert resp.status == 403, ("account", resp.status, resp.headers)
     assert cookie_value(resp) is None
 
-    resp = srv.post("/cgi-bin/logout", {"locale": "en"}, headers={**cookie_header(value), **headers})
+    resp = answered("cross-site logout", lambda: srv.post("/cgi-bin/logout", {"locale": "en"},
+                                                          headers={**cookie_header(value), **headers}))
     assert resp.status == 403, ("logout", resp.status, resp.headers)
 
     assert session_status(srv, value) == 204, "cross-site logout ended the session"
     assert login_works(srv, "ann@example.com", PASSWORD), "cross-site account POST changed the password"
+
+
+@pytest.mark.parametrize("endpoint", ["login", "account", "logout"])
+def test_refused_posts_get_a_complete_answer(ann_site, endpoint):
+    """A POST refused before its body is read (cross-site) must still get its whole 403 page,
+    every time: not a connection reset or a truncated body (SPEC §8: a clear 4xx page)."""
+    site, srv = ann_site
+    form = {"email": "ann@example.com", "password": PASSWORD, "current_password": PASSWORD,
+            "new_password": NEW_PASSWORD, "confirm_password": NEW_PASSWORD, "locale": "en"}
+    outcomes = []
+    for _ in range(10):
+        try:
+            resp = srv.post(f"/cgi-bin/{endpoint}", form, headers={"Origin": EVIL_ORIGIN})
+            outcomes.append(resp.status if resp.body else f"{resp.status} with an empty body")
+        except (http.client.HTTPException, ConnectionError) as exc:
+            outcomes.append(type(exc).__name__)
+    assert outcomes == [403] * 10, f"10 cross-site POSTs to {endpoint} gave {outcomes}"
 
 
 def test_same_origin_posts_are_accepted(ann_site):

@@ -1,0 +1,256 @@
+"""nginx + fcgiwrap and lighttpd serving a Latchkey site on loopback, for the end-to-end tests.
+
+Both classes have ApacheServer's interface (start / stop / cleanup / url / get / post / request /
+error_log / access_log, usable with `with`) and reuse its HTTP code by subclassing it. Each runs
+from the complete config that `latchkey webserver nginx|lighttpd --standalone` prints, with its
+pid file, logs and sockets in a private 0755 runtime folder under /tmp, bound to 127.0.0.1.
+
+- `NginxServer`: starts fcgiwrap as www-data on the socket the config names (its first line,
+  `# fcgiwrap socket: PATH`), then `nginx -c CONF` (which daemonizes). Stop: `nginx -s stop`,
+  wait for the master to go, then end the fcgiwrap this object started (its own process group).
+- `LighttpdServer`: `lighttpd -f CONF` (daemonizes; pid in RUNTIME/lighttpd.pid). Stop: SIGTERM
+  to that pid, SIGKILL if it outlives the deadline.
+
+`make_server(kind, site)` builds an unstarted server of kind "apache", "nginx" or "lighttpd".
+"""
+from __future__ import annotations
+
+import os
+import pwd
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from lkserver import CGI_DIR, WEB_USER, ApacheServer, Site, run_latchkey
+
+SERVER_KINDS = ("apache", "nginx", "lighttpd")
+
+
+def _web_user():
+    """(uid, gid) of the web server's user, or None when it does not exist."""
+    try:
+        entry = pwd.getpwnam(WEB_USER)
+    except KeyError:
+        return None
+    return entry.pw_uid, entry.pw_gid
+
+
+class _DaemonServer(ApacheServer):
+    """What nginx and lighttpd share: config from `latchkey webserver KIND --standalone`,
+    wait for the port, stop by pid."""
+
+    KIND = ""
+    CONF_NAME = ""
+    PID_NAME = ""
+
+    def __init__(self, site: Site, cgi_dir: Path | str = CGI_DIR, port: int | None = None,
+                 runtime_dir: Path | None = None):
+        super().__init__(site, cgi_dir=cgi_dir, port=port, runtime_dir=runtime_dir)
+        self.conf = self.runtime_dir / self.CONF_NAME
+        self.pid_file = self.runtime_dir / self.PID_NAME
+        self.config_text = ""
+
+    # --- steps the subclasses fill in -------------------------------------------------------
+    def _launch(self) -> None:
+        raise NotImplementedError
+
+    def _request_stop(self, pid: int | None) -> None:
+        raise NotImplementedError
+
+    def _after_stop(self) -> None:
+        pass
+
+    # --- lifecycle ------------------------------------------------------------------------
+    def _generate_config(self) -> str:
+        result = run_latchkey("webserver", self.KIND, "--standalone",
+                              "--listen", f"{self.host}:{self.port}",
+                              "--runtime-dir", self.runtime_dir,
+                              "--cgi-dir", self.cgi_dir,
+                              *self._webserver_args(),
+                              config=self.site.config)
+        if result.returncode != 0:
+            raise AssertionError(f"latchkey webserver {self.KIND} failed ({result.returncode}): "
+                                 f"{result.stdout}{result.stderr}")
+        return result.stdout
+
+    def start(self):
+        self.site.update_config(base_url=self.url)
+        self.site.build(check=True)
+        self.site.chown_var()
+        self.config_text = self._generate_config()
+        self.conf.write_text(self.config_text, encoding="utf-8")
+        # The workers (www-data) write logs here (lighttpd opens its error log after dropping
+        # privileges) and fcgiwrap creates its socket here.
+        ids = _web_user() if os.geteuid() == 0 else None
+        if ids:
+            os.chown(self.runtime_dir, *ids)
+        self.runtime_dir.chmod(0o755)
+        self.started = True
+        try:
+            self._launch()
+            self._wait_for_port()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_for_port(self) -> None:
+        deadline = time.monotonic() + self.START_TIMEOUT
+        while True:
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.5):
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{self.KIND} did not answer on {self.url} within "
+                                         f"{self.START_TIMEOUT:.0f}s\nerror.log:\n{self.error_log()}")
+                time.sleep(0.05)
+
+    def _wait_for_pid_file(self, timeout: float = 5.0) -> int | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pid = self._pid()
+            if pid:
+                return pid
+            time.sleep(0.02)
+        return None
+
+    def stop(self) -> None:
+        pid = self._pid()
+        try:
+            if pid or self.conf.exists():
+                self._request_stop(pid)
+            if pid:
+                deadline = time.monotonic() + self.STOP_TIMEOUT
+                while self._alive(pid) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                if self._alive(pid):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+        finally:
+            self._after_stop()
+            self.started = False
+
+
+class NginxServer(_DaemonServer):
+    """nginx + fcgiwrap on 127.0.0.1:PORT serving `site`."""
+
+    KIND = "nginx"
+    CONF_NAME = "nginx.conf"
+    PID_NAME = "nginx.pid"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fcgiwrap: subprocess.Popen | None = None
+        self.fcgiwrap_socket: Path | None = None
+        self.fcgiwrap_log = self.runtime_dir / "fcgiwrap.log"
+
+    def _launch(self) -> None:
+        first = self.config_text.splitlines()[0] if self.config_text else ""
+        prefix = "# fcgiwrap socket:"
+        if not first.startswith(prefix):
+            raise AssertionError(f"the nginx config's first line should name the fcgiwrap socket, got {first!r}")
+        self.fcgiwrap_socket = Path(first[len(prefix):].strip())
+        self._start_fcgiwrap()
+        result = subprocess.run(["nginx", "-c", str(self.conf)], capture_output=True, text=True, timeout=30)
+        if result.returncode != 0:
+            raise AssertionError(f"nginx -c {self.conf} failed ({result.returncode}):\n"
+                                 f"{result.stdout}{result.stderr}\nerror.log:\n{self.error_log()}")
+        self._wait_for_pid_file()
+
+    def _start_fcgiwrap(self) -> None:
+        sock = self.fcgiwrap_socket
+        sock.parent.mkdir(parents=True, exist_ok=True)
+        if sock.exists():
+            sock.unlink()
+        ids = _web_user() if os.geteuid() == 0 else None
+        if ids and sock.parent != self.runtime_dir:  # www-data must be able to create the socket
+            os.chown(sock.parent, *ids)
+            sock.parent.chmod(0o755)
+        log = open(self.fcgiwrap_log, "ab")
+        try:
+            kwargs = {}
+            if ids:
+                kwargs = {"user": ids[0], "group": ids[1], "extra_groups": []}
+            self.fcgiwrap = subprocess.Popen(
+                ["fcgiwrap", "-s", f"unix:{sock}"], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, cwd="/", start_new_session=True, **kwargs)
+        finally:
+            log.close()
+        deadline = time.monotonic() + self.START_TIMEOUT
+        while not sock.exists():
+            if self.fcgiwrap.poll() is not None:
+                raise AssertionError(f"fcgiwrap exited ({self.fcgiwrap.returncode}):\n{self._fcgiwrap_output()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"fcgiwrap made no socket at {sock} within {self.START_TIMEOUT:.0f}s")
+            time.sleep(0.02)
+
+    def _fcgiwrap_output(self) -> str:
+        try:
+            return self.fcgiwrap_log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def _request_stop(self, pid: int | None) -> None:
+        if self.conf.exists() and pid:
+            subprocess.run(["nginx", "-c", str(self.conf), "-s", "stop"], capture_output=True, text=True, timeout=30)
+
+    def _after_stop(self) -> None:
+        proc, self.fcgiwrap = self.fcgiwrap, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)  # its own session: fcgiwrap and its CGI children
+            except ProcessLookupError:
+                pass
+            try:
+                proc.wait(timeout=self.STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait(timeout=self.STOP_TIMEOUT)
+        if self.fcgiwrap_socket is not None and self.fcgiwrap_socket.exists():
+            try:
+                self.fcgiwrap_socket.unlink()
+            except OSError:
+                pass
+
+    def error_log(self) -> str:
+        return super().error_log() + (f"\n--- fcgiwrap ---\n{out}" if (out := self._fcgiwrap_output()) else "")
+
+
+class LighttpdServer(_DaemonServer):
+    """lighttpd (mod_cgi) on 127.0.0.1:PORT serving `site`."""
+
+    KIND = "lighttpd"
+    CONF_NAME = "lighttpd.conf"
+    PID_NAME = "lighttpd.pid"
+
+    def _launch(self) -> None:
+        result = subprocess.run(["lighttpd", "-f", str(self.conf)], capture_output=True, text=True, timeout=30)
+        if result.returncode != 0:
+            raise AssertionError(f"lighttpd -f {self.conf} failed ({result.returncode}):\n"
+                                 f"{result.stdout}{result.stderr}\nerror.log:\n{self.error_log()}")
+        self._wait_for_pid_file()
+
+    def _request_stop(self, pid: int | None) -> None:
+        if pid:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+
+SERVER_CLASSES = {"apache": ApacheServer, "nginx": NginxServer, "lighttpd": LighttpdServer}
+
+
+def make_server(kind: str, site: Site, cgi_dir: Path | str = CGI_DIR) -> ApacheServer:
+    """An unstarted server of `kind` ("apache", "nginx", "lighttpd") for `site`."""
+    return SERVER_CLASSES[kind](site, cgi_dir=cgi_dir)

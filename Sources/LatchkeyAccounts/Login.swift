@@ -28,9 +28,9 @@ public enum Login {
         let hash = try person?.passwordHash ?? dummyHash(services)
         let verified = PasswordHash.verify(password, against: hash) && person?.passwordHash != nil
         let hasAccess = try person.map { try db.hasActiveAccess(personID: $0.id) } ?? false
-        let reason: String? = throttled ? "throttled" : person == nil ? "unknown address" : !verified ? "wrong password"
+        let reason: String? = throttled ? "throttled" : person == nil ? "unknown address"
             : !person!.isCustomer ? "contact, not a customer" : person!.disabledAt != nil ? "disabled"
-            : !hasAccess ? "no active access" : nil
+            : !hasAccess ? "no active access" : !verified ? "wrong password" : nil
         guard reason == nil, let person else {
             try db.write {
                 _ = try db.throttleHit(scope: "login:account", key: email, limit: config.throttle.loginFailuresPerAccount, hashKey: throttleKey, now: now)

@@ -6,7 +6,7 @@ enum AccountEndpoint {
     static func handle(_ context: Context) throws -> Reply {
         try context.request.require(["POST"])
         try context.request.requireSameOrigin(context.config)
-        let form = try FormData.readBody(context.request)
+        let form = try context.form()
         let locale = context.locale(form["locale"])
         guard let live = try SessionCookie.live(context) else {
             return Reply(.redirect(to: context.pageURL("account", message: "login_required", locale: locale)))

@@ -24,6 +24,7 @@ public enum CGIApp {
         let request = CGIRequest(environment: environment)
         var config: SiteConfig?
         var reply: Reply
+        let body = BodyState()
         do {
             guard let path = environment["LATCHKEY_CONFIG"], !path.isEmpty else {
                 throw HTTPError(500, "LATCHKEY_CONFIG is not set in the CGI environment")
@@ -31,7 +32,7 @@ public enum CGIApp {
             let loaded = try SiteConfig.load(file: path)
             config = loaded
             guard let handler = endpoints[name] else { throw HTTPError(404, "no endpoint named \(name)") }
-            reply = try handler(Context(request: request, config: loaded, now: Clock.now(), openServices: ServicesOnce(loaded).get))
+            reply = try handler(Context(request: request, config: loaded, now: Clock.now(), openServices: ServicesOnce(loaded).get, body: body))
         } catch let error as HTTPError {
             log(name, error.status >= 500 ? "error" : "refused", error.reason)
             reply = Reply(ErrorPage.response(error, locale: nil, config: config))
@@ -42,6 +43,7 @@ public enum CGIApp {
             log(name, "error", "\(error)")
             reply = Reply(ErrorPage.response(HTTPError(500, "\(error)"), locale: nil, config: config))
         }
+        if !body.read, let length = request.contentLength, length > 0, length <= BodyState.drainLimit { drain(length) }
         reply.response.write()
         if let after = reply.after, let config {
             close(1)
@@ -83,6 +85,18 @@ public enum CGIApp {
         } catch {
             log("after-response", "error", "\(error)")
             return 1
+        }
+    }
+
+    /// Reads and discards `count` bytes of standard input.
+    static func drain(_ count: Int) {
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        var left = count
+        while left > 0 {
+            let n = read(0, &buffer, min(left, buffer.count))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return }
+            left -= n
         }
     }
 

@@ -39,6 +39,14 @@ public struct Reply: Sendable {
     }
 }
 
+/// Whether the handler read the request body; if not, the pipeline drains it before answering,
+/// because Apache resets the connection when a CGI exits without reading what it was sent.
+public final class BodyState {
+    var read = false
+    /// Most bytes drained from an unread body; a larger one is refused without reading it.
+    static let drainLimit = 1 << 20
+}
+
 /// What a handler gets: the request, the site, and a way to open the database when needed
 /// (the forgot handler answers without touching it).
 public struct Context {
@@ -47,9 +55,17 @@ public struct Context {
     /// The current time, in Unix seconds.
     public let now: Int64
     let openServices: () throws -> Services
+    let body: BodyState
 
     /// Opens the key and database.
     public func services() throws -> Services { try openServices() }
+
+    /// Reads and parses the form body (once).
+    public func form() throws -> FormData {
+        let form = try FormData.readBody(request)
+        body.read = true
+        return form
+    }
 
     /// The absolute URL of `page` (or its variant with `message`) in `locale`.
     public func pageURL(_ page: String, message: String? = nil, locale: String) -> String {

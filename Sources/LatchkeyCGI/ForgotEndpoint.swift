@@ -9,7 +9,7 @@ enum ForgotEndpoint {
     static func handle(_ context: Context) throws -> Reply {
         try context.request.require(["POST"])
         try context.request.requireSameOrigin(context.config)
-        let form = try FormData.readBody(context.request)
+        let form = try context.form()
         let locale = context.locale(form["locale"])
         let email = Person.normalize(form["email"] ?? "")
         guard Person.isPlausibleEmail(email) else {

@@ -8,7 +8,7 @@ enum LoginEndpoint {
     static func handle(_ context: Context) throws -> Reply {
         try context.request.require(["POST"])
         try context.request.requireSameOrigin(context.config)
-        let form = try FormData.readBody(context.request)
+        let form = try context.form()
         let locale = context.locale(form["locale"])
         let services = try context.services()
         let outcome = try Login.attempt(email: form["email"] ?? "", password: form["password"] ?? "",
@@ -38,7 +38,7 @@ enum LogoutEndpoint {
     static func handle(_ context: Context) throws -> Reply {
         try context.request.require(["POST"])
         try context.request.requireSameOrigin(context.config)
-        let form = try FormData.readBody(context.request)
+        let form = try context.form()
         if let cookie = context.request.cookie(SessionCookie.name(context.request)) {
             let services = try context.services()
             if let live = try SessionCookie.live(context) {

@@ -24,7 +24,7 @@ enum MembersEndpoint {
                 return Reply(.redirect(to: context.pageURL("account", message: "must_change", locale: context.locale(live.person.locale))))
             }
             let wanted = config.membersPath + relative
-            let next = ("Set-Cookie", "\(SessionCookie.nextName)=\(Escape.urlComponent(wanted)); Path=\(config.cgiPrefix)login; Max-Age=900; HttpOnly; SameSite=Lax")
+            let next = ("Set-Cookie", "\(SessionCookie.nextName)=\(Escape.urlComponent(wanted)); Path=\(config.cgiPrefix)login; Max-Age=900; HttpOnly; SameSite=Lax\(context.request.isHTTPS ? "; Secure" : "")")
             return Reply(.redirect(to: context.pageURL("login", message: "session_expired", locale: config.defaultLocale)
                                    + "?next=" + Escape.urlComponent(wanted), headers: [next]))
         }

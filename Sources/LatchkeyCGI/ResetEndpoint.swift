@@ -40,7 +40,7 @@ enum ResetEndpoint {
 
     static func submit(_ context: Context) throws -> Reply {
         try context.request.requireSameOrigin(context.config)
-        let form = try FormData.readBody(context.request)
+        let form = try context.form()
         let locale = context.locale(form["locale"])
         let token = context.request.cookie(cookieName(context.request)) ?? ""
         let services = try context.services()

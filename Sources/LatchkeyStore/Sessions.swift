@@ -5,7 +5,8 @@ import LatchkeyCore
 public struct Sessions {
     /// Bytes of randomness in a session id: 256 bits.
     public static let idBytes = 32
-    /// `last_seen_at` is written at most this often, so checking a session is a read, not a write.
+    /// `last_seen_at` is written at most this often (or every half idle timeout, if shorter),
+    /// so checking a session is nearly always a read, not a write.
     public static let touchInterval: Int64 = 300
 
     /// A live session and the person it belongs to.
@@ -51,7 +52,7 @@ public struct Sessions {
               let stored = row.blob("id_hash"), Sodium.constantTimeEqual(stored, hash),
               let sessionID = row.int("session_id"), let lastSeen = row.int("last_seen_at"), let expires = row.int("expires_at"),
               now < expires, now - lastSeen < config.session.idleTimeout.seconds else { return nil }
-        if now - lastSeen >= Sessions.touchInterval {
+        if now - lastSeen >= min(Sessions.touchInterval, config.session.idleTimeout.seconds / 2) {
             try db.execute("UPDATE session SET last_seen_at = ? WHERE id = ?", [.int(now), .int(sessionID)])
         }
         return Live(sessionID: sessionID, person: Person(row: row), hasAccess: row.int("has_access") == 1)

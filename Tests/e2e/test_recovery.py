@@ -476,10 +476,12 @@ def test_audit_records_true_reason_for_each_refused_forgot_request(make_site, ap
     rows = sql(site, "SELECT person_id, subject, detail FROM audit WHERE action = 'reset.refused' ORDER BY id")
     assert len(rows) == 3, rows
     customer_id, contact_id = person(site, CUSTOMER)["id"], person(site, CONTACT)["id"]
-    throttled, unknown, contact = rows
-    assert "throttled" in throttled["detail"] and throttled["person_id"] == customer_id, throttled
-    assert "unknown address" in unknown["detail"] and unknown["person_id"] is None, unknown
-    assert "contact" in contact["detail"] and contact["person_id"] == contact_id, contact
+    # The three workers may finish in any order: match each row by its person.
+    by_person = {row["person_id"]: row for row in rows}
+    assert len(by_person) == 3, rows
+    assert "throttled" in by_person.get(customer_id, {}).get("detail", ""), rows
+    assert "unknown address" in by_person.get(None, {}).get("detail", ""), rows
+    assert "contact" in by_person.get(contact_id, {}).get("detail", ""), rows
 
 
 # =================================================================================================
@@ -579,7 +581,7 @@ BAD_TOKENS = {
     "unknown but well formed": lambda t: secrets.token_urlsafe(32),
     "wrong alphabet": lambda t: t[:-1] + "~",
     "empty": lambda t: "",
-    "very long": lambda t: t * 100,
+    "double length": lambda t: t + t,
 }
 
 
@@ -670,12 +672,14 @@ def test_bad_request_gets_error_page_and_changes_nothing(make_site, apache, endp
             failures.append(f"attempt {attempt}: Content-Type {answer.headers.get('content-type')!r}")
         if status == 405 and "POST" not in answer.headers.get("allow", ""):
             failures.append(f"attempt {attempt}: 405 without Allow: POST ({answer.headers.get('allow')!r})")
-    assert not failures, (f"{method} {path} ({kind}) should get a whole {status} page every time:\n  "
-                          + "\n  ".join(failures) + "\nerror.log tail:\n" + server.error_log()[-1500:])
 
     wait_idle(site, settle=0.5)
-    assert state(site) == before, "a refused request changed the database or sent mail"
-    assert follow_link(server, token).headers["location"] == page(server, "reset"), "the link was spent"
+    if state(site) != before:
+        failures.append("the refused requests changed the database or sent mail")
+    if follow_link(server, token).headers["location"] != page(server, "reset"):
+        failures.append("the refused requests spent the reset link")
+    assert not failures, (f"{method} {path} ({kind}) should get a whole {status} page every time and change "
+                          f"nothing:\n  " + "\n  ".join(failures) + "\nerror.log tail:\n" + server.error_log()[-1500:])
 
 
 def test_same_origin_browser_post_is_accepted(make_site, apache):
@@ -830,7 +834,8 @@ def test_mail_retry_delivers_failed_message_at_once(make_site, apache):
 
     site.update_config(mail={"transport": f"sendmail:{working}"})
     waiting = admin(site, "mail", "deliver")
-    assert re.search(r"\b0 sent\b", waiting.stdout), f"not due for an hour yet: {waiting.stdout}"
+    assert re.search(r"\b0 sent\b", waiting.stdout) and re.search(r"\b1 waiting\b", waiting.stdout), \
+        f"not due for an hour yet: {waiting.stdout}"
     assert Mailbox(outbox).count() == 0
 
     admin(site, "mail", "retry", entry["id"])

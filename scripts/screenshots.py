@@ -3,16 +3,19 @@
 
 Builds a fresh default site (`latchkey init` + `build`), serves it with
 `latchkey webserver apache --standalone`, and saves PNGs with headless Debian chromium:
-login at 1280×900 (desktop) and 375×812 (mobile) in en and fr, forgot at desktop width,
-and login in dark mode (`--force-dark-mode`, which makes chromium report
-`prefers-color-scheme: dark`; checked with Chromium 156).
+every page (login, forgot, forgot-sent, reset, reset-done, expired, account, account-done),
+one error page (error-404) and one outcome variant (login.invalid-login), each at 1280×900
+(desktop) and 375×812 (mobile) in en and fr, named PAGE-LOCALE-desktop|mobile.png; plus login in
+dark mode (`--force-dark-mode`, which makes chromium report `prefers-color-scheme: dark`;
+checked with Chromium 156).
 
-Usage: python3 scripts/screenshots.py [--out artifacts/screenshots]
+Usage: python3 scripts/screenshots.py [--out artifacts/screenshots] [--jobs N]
 Prints each file written. Apache is always stopped at the end.
 """
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import os
 import shutil
 import subprocess
@@ -28,15 +31,21 @@ from lkserver import ApacheServer, Site  # noqa: E402
 DESKTOP = (1280, 900)
 MOBILE = (375, 812)
 
+# Pages shot at both sizes in both locales: every page, one error page, one outcome variant.
+PAGES = ["login", "forgot", "forgot-sent", "reset", "reset-done", "expired", "account", "account-done",
+         "error-404", "login.invalid-login"]
+LOCALES = ["en", "fr"]  # en is the default locale (at the root); fr lives under /fr/
+SIZES = {"desktop": DESKTOP, "mobile": MOBILE}
+
+
+def page_path(page: str, locale: str) -> str:
+    return f"/{page}.html" if locale == LOCALES[0] else f"/{locale}/{page}.html"
+
+
 # (file name, URL path, (width, height), extra chromium flags)
-SHOTS = [
-    ("login-en-desktop.png", "/login.html", DESKTOP, []),
-    ("login-en-mobile.png", "/login.html", MOBILE, []),
-    ("login-fr-desktop.png", "/fr/login.html", DESKTOP, []),
-    ("login-fr-mobile.png", "/fr/login.html", MOBILE, []),
-    ("forgot-en-desktop.png", "/forgot.html", DESKTOP, []),
-    ("login-en-desktop-dark.png", "/login.html", DESKTOP, ["--force-dark-mode"]),
-]
+SHOTS = [(f"{page}-{locale}-{size}.png", page_path(page, locale), dims, [])
+         for page in PAGES for locale in LOCALES for size, dims in SIZES.items()]
+SHOTS.append(("login-en-desktop-dark.png", "/login.html", DESKTOP, ["--force-dark-mode"]))
 
 
 def chromium_binary() -> str:
@@ -67,6 +76,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="artifacts/screenshots",
                         help="folder for the PNGs, relative to the project root (default: %(default)s)")
+    parser.add_argument("--jobs", type=int, default=3, help="chromium processes at once (default: %(default)s)")
     args = parser.parse_args(argv)
     out_dir = Path(args.out)
     if not out_dir.is_absolute():
@@ -78,13 +88,20 @@ def main(argv=None) -> int:
     server = ApacheServer(site)
     try:
         server.start()
-        for name, path, size, flags in SHOTS:
-            target = out_dir / name
+        for path in sorted({path for _, path, _, _ in SHOTS}):
             status = server.get(path).status
             if status != 200:
                 raise SystemExit(f"{path} answered {status}, not 200\n{server.error_log()}")
+
+        def take(shot):
+            name, path, size, flags = shot
+            target = out_dir / name
             screenshot(browser, server.url + path, target, size, flags)
-            print(target.relative_to(ROOT) if target.is_relative_to(ROOT) else target, flush=True)
+            return target
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            for target in pool.map(take, SHOTS):
+                print(target.relative_to(ROOT) if target.is_relative_to(ROOT) else target, flush=True)
     finally:
         server.cleanup()
         site.remove()

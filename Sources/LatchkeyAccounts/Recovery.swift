@@ -30,7 +30,7 @@ public enum Recovery {
             let table = try services.mailer.table(code)
             let words = PageContext.words(for: TimeSpan(seconds: max(link.expiresAt - now, 60)), table: table)
             let mailID = try services.mailer.queue(welcome ? .welcome : .reset, to: person, values: [
-                "link": .string(ResetTokens.url(token: link.token, config: config)),
+                "link": .string(ResetTokens.url(token: link.token, config: config, language: code)),
                 "expires": .string(words),
             ], language: code, by: actor, now: now)
             try services.db.audit(AuditEvent(actor: actor, action: welcome ? "welcome.sent" : "reset.sent", personID: person.id,
@@ -62,15 +62,20 @@ public enum Recovery {
             }
             return (true, person)
         }
-        guard allowed, let person else { return [] }
+        guard allowed, var person else { return [] }
+        if person.locale.isEmpty, config.locales.contains(language), language != config.defaultLocale {
+            // Remember the language they asked in, so every later email speaks it too.
+            try db.write { try db.execute("UPDATE person SET locale = ? WHERE id = ? AND locale = ''", [.text(language), .int(person.id)]) }
+            person = try db.person(id: person.id) ?? person
+        }
         return [try sendLink(to: person, language: language, by: "web", remoteAddr: remoteAddr, services: services, now: now).mailID]
     }
 
     /// Sets a new password from a link: checks the token, the policy, then in one transaction
     /// consumes the token, stores the hash (which ends sessions and voids other links), records
     /// the event and queues the "password changed" email. Never logs the person in.
-    public static func resetPassword(token: String, password: String, confirmation: String, remoteAddr: String,
-                                     services: Services, now: Int64) throws -> ResetOutcome {
+    public static func resetPassword(token: String, password: String, confirmation: String, language: String? = nil,
+                                     remoteAddr: String, services: Services, now: Int64) throws -> ResetOutcome {
         let tokens = ResetTokens(db: services.db, key: services.key)
         guard case let .valid(tokenID, personID) = try tokens.check(token, now: now),
               let person = try services.db.person(id: personID) else { return .expired }
@@ -84,7 +89,7 @@ public enum Recovery {
             try services.db.setPassword(personID: personID, hash: hash, mustChange: false, now: now)
             try services.db.audit(AuditEvent(actor: "web", action: "password.reset", personID: personID, subject: person.email,
                                              remoteAddr: remoteAddr), now: now)
-            let mailID = try services.mailer.queue(.passwordChanged, to: person, values: [:], by: "web", now: now)
+            let mailID = try services.mailer.queue(.passwordChanged, to: person, values: [:], language: language, by: "web", now: now)
             return .done(personID: personID, mailID: mailID)
         }
     }

@@ -23,8 +23,7 @@ enum DoctorCommand {
         }
         passed.append("config \(config.file) is valid")
         let user = invocation.arguments.options["user"] ?? "www-data"
-        guard let account = getpwnam(user) else { throw CommandError("no user '\(user)' on this machine (pass --user NAME)") }
-        let uid = account.pointee.pw_uid, gid = account.pointee.pw_gid
+        guard let (uid, gid) = account(user) else { throw CommandError("no user '\(user)' in /etc/passwd (pass --user NAME)") }
         let output = config.resolve(config.output), key = config.resolve(config.keyFile), database = config.resolve(config.database)
 
         var info = stat()
@@ -82,6 +81,17 @@ enum DoctorCommand {
         }
     }
 
+    /// The uid and gid of `name`, read from /etc/passwd directly: a static binary must not
+    /// call into NSS (`getpwnam`), whose modules belong to the system's glibc.
+    static func account(_ name: String) -> (uid_t, gid_t)? {
+        guard let data = FileManager.default.contents(atPath: "/etc/passwd") else { return nil }
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+            let fields = line.split(separator: ":", omittingEmptySubsequences: false)
+            if fields.count >= 4, fields[0] == name, let uid = uid_t(fields[2]), let gid = gid_t(fields[3]) { return (uid, gid) }
+        }
+        return nil
+    }
+
     /// True when `uid`/`gid` may create files in `folder`.
     static func writable(_ folder: String, uid: uid_t, gid: gid_t) -> Bool {
         var info = stat()
@@ -100,8 +110,11 @@ enum HTTPProbe {
         let hostPort = rest.prefix { $0 != "/" }
         let path = rest.dropFirst(hostPort.count)
         let parts = hostPort.split(separator: ":")
-        let host = String(parts.first ?? "127.0.0.1"), port = parts.count > 1 ? String(parts[1]) : "80"
-        var hints = addrinfo(ai_flags: 0, ai_family: AF_INET, ai_socktype: Int32(SOCK_STREAM.rawValue), ai_protocol: 0,
+        var host = String(parts.first ?? "127.0.0.1")
+        let port = parts.count > 1 ? String(parts[1]) : "80"
+        if host == "localhost" { host = "127.0.0.1" }
+        // Numeric addresses only: name lookups go through NSS, which a static binary avoids.
+        var hints = addrinfo(ai_flags: AI_NUMERICHOST | AI_NUMERICSERV, ai_family: AF_INET, ai_socktype: Int32(SOCK_STREAM.rawValue), ai_protocol: 0,
                              ai_addrlen: 0, ai_addr: nil, ai_canonname: nil, ai_next: nil)
         var result: UnsafeMutablePointer<addrinfo>?
         guard getaddrinfo(host, port, &hints, &result) == 0, let address = result else { return nil }

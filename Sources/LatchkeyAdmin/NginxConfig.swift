@@ -106,11 +106,12 @@ struct LighttpdConfig {
             lines += [
                 "# Complete lighttpd config for \(config.siteName), made by `latchkey webserver lighttpd --standalone`.",
                 "# Run: lighttpd -f THIS_FILE    Stop: kill $(cat \(s.runtimeDir)/lighttpd.pid)",
+                "# lighttpd opens its logs after dropping to www-data: the runtime folder must be writable by it.",
                 "server.bind = \"\(host)\"",
                 "server.port = \(port)",
                 "server.pid-file = \"\(s.runtimeDir)/lighttpd.pid\"",
                 "server.errorlog = \"\(s.runtimeDir)/error.log\"",
-                "server.modules = (\"mod_access\", \"mod_alias\", \"mod_redirect\", \"mod_setenv\", \"mod_cgi\", \"mod_staticfile\", \"mod_indexfile\", \"mod_accesslog\")",
+                "server.modules = (\"mod_access\", \"mod_alias\", \"mod_redirect\", \"mod_setenv\", \"mod_indexfile\", \"mod_cgi\", \"mod_staticfile\", \"mod_accesslog\")",
                 "accesslog.filename = \"\(s.runtimeDir)/access.log\"",
                 "include_shell \"/usr/share/lighttpd/create-mime.conf.pl\"",
             ]
@@ -126,7 +127,7 @@ struct LighttpdConfig {
             "# The generated pages. The database, key and site source live outside this folder.",
             "server.document-root = \"\(layout.documentRoot)\"",
             "index-file.names = (\"login.html\")",
-            "server.error-handler-404 = \"\(config.rootPath)error-404.html\"",
+            "server.error-handler = \"\(config.rootPath)error-404.html\"",
             "url.redirect = (\"^\(config.rootPath)\\.well-known/change-password$\" => \"\(layout.accountPage)\")",
             "url.redirect-code = 303",
             "",

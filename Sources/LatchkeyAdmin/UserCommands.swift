@@ -8,11 +8,12 @@ enum UserCommands {
     static func add(_ invocation: Invocation) throws {
         try invocation.arguments.allow(["name", "offer", "no-email"])
         let email = try validEmail(try invocation.word(0, "EMAIL"))
+        let name = try validName(invocation.arguments.options["name"])
         let services = try invocation.services()
         let now = Clock.now()
         let person: Person = try services.db.write {
             guard try services.db.person(email: email) == nil else { throw CommandError("\(email) already exists (see latchkey user show \(email))") }
-            let person = try services.db.insertPerson(email: email, name: invocation.arguments.options["name"] ?? "", kind: "customer", now: now)
+            let person = try services.db.insertPerson(email: email, name: name, kind: "customer", now: now)
             if let slug = invocation.arguments.options["offer"] { try Access.grant(person: person, offer: slug, by: invocation.operator, db: services.db, now: now) }
             try services.db.audit(AuditEvent(actor: invocation.operator, action: "person.created", personID: person.id, subject: email, detail: "customer"), now: now)
             return person
@@ -30,11 +31,12 @@ enum UserCommands {
     static func addContact(_ invocation: Invocation) throws {
         try invocation.arguments.allow(["name"])
         let email = try validEmail(try invocation.word(0, "EMAIL"))
+        let name = try validName(invocation.arguments.options["name"])
         let services = try invocation.services()
         let now = Clock.now()
         try services.db.write {
             guard try services.db.person(email: email) == nil else { throw CommandError("\(email) already exists") }
-            let person = try services.db.insertPerson(email: email, name: invocation.arguments.options["name"] ?? "", kind: "contact", now: now)
+            let person = try services.db.insertPerson(email: email, name: name, kind: "contact", now: now)
             try services.db.audit(AuditEvent(actor: invocation.operator, action: "person.created", personID: person.id, subject: email, detail: "contact"), now: now)
         }
         Console.out("Contact added: \(email) (no login access; `latchkey access grant \(email) OFFER` makes them a customer).")
@@ -81,6 +83,15 @@ enum UserCommands {
         if case let .failed(reason) = try services.mailer.deliver(id: id, now: Clock.now()) {
             Console.err("warning: the email could not be delivered (\(reason)); it is kept as message \(id): latchkey mail retry \(id)")
         }
+    }
+
+    /// A display name: no control characters (it goes into mail headers), at most 200 characters.
+    static func validName(_ raw: String?) throws -> String {
+        let name = (raw ?? "").trimmed
+        guard !name.hasControlCharacters, name.count <= 200 else {
+            throw CommandError("--name must be one line of at most 200 characters")
+        }
+        return name
     }
 
     static func validEmail(_ raw: String) throws -> String {

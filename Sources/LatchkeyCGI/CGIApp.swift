@@ -44,11 +44,11 @@ public enum CGIApp {
             reply = Reply(ErrorPage.response(HTTPError(500, "\(error)"), locale: nil, config: config))
         }
         if !body.read, let length = request.contentLength, length > 0, length <= BodyState.drainLimit { drain(length) }
+        // Start the worker before answering: lighttpd sends SIGTERM to a CGI the moment it has
+        // read the whole answer. The worker holds none of our pipes, so the server still sees
+        // the answer end when we exit, and does not wait for the work.
+        if let after = reply.after, let config { startAfterResponse(after, config: config) }
         reply.response.write()
-        if let after = reply.after, let config {
-            close(1)
-            startAfterResponse(after, config: config)
-        }
         return 0
     }
 

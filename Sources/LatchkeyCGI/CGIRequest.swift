@@ -67,8 +67,11 @@ public struct CGIRequest: Sendable {
 
     /// Refuses cross-site POSTs: an Origin other than the site's, or a browser saying the
     /// request came from another site. Requests with neither header (non-browser clients,
-    /// which cannot carry a victim's cookies) pass.
+    /// which cannot carry a victim's cookies) pass. `Origin: null` passes only when the browser
+    /// also says `Sec-Fetch-Site: same-origin`: Chromium sends that pair for a form on a page
+    /// served with `Referrer-Policy: no-referrer`, as ours are.
     public func requireSameOrigin(_ config: SiteConfig) throws {
+        if origin == "null" && secFetchSite == "same-origin" { return }
         if let origin, origin != config.origin {
             throw HTTPError(403, "cross-site POST refused (Origin \(origin.prefix(100)))")
         }

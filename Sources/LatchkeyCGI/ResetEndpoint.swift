@@ -33,7 +33,8 @@ enum ResetEndpoint {
         guard case let .valid(_, personID) = try tokens.check(token, now: context.now) else {
             return Reply(.redirect(to: context.pageURL("expired", locale: context.locale(query["lang"]))))
         }
-        let locale = context.locale(try services.db.person(id: personID)?.locale)
+        let own = try services.db.person(id: personID)?.locale ?? ""
+        let locale = context.locale(own.isEmpty ? query["lang"] : own)
         return Reply(.redirect(to: context.pageURL("reset", locale: locale),
                                headers: [cookie(token, maxAge: cookieLifetime, context)]))
     }
@@ -45,7 +46,7 @@ enum ResetEndpoint {
         let token = context.request.cookie(cookieName(context.request)) ?? ""
         let services = try context.services()
         let outcome = try Recovery.resetPassword(token: token, password: form["new_password"] ?? "",
-                                                 confirmation: form["confirm_password"] ?? "",
+                                                 confirmation: form["confirm_password"] ?? "", language: locale,
                                                  remoteAddr: context.request.remoteAddr, services: services, now: context.now)
         let clear = cookie("", maxAge: 0, context)
         switch outcome {

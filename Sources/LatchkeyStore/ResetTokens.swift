@@ -94,9 +94,11 @@ public struct ResetTokens {
         return db.changes == 1
     }
 
-    /// The absolute link for `token`, built from `base_url` only.
-    public static func url(token: String, config: SiteConfig) -> String {
-        config.origin + config.cgiPrefix + "reset?token=" + token
+    /// The absolute link for `token`, built from `base_url` only; `language` (when not the
+    /// default) picks the language of the form the link opens.
+    public static func url(token: String, config: SiteConfig, language: String? = nil) -> String {
+        let lang = language.flatMap { $0 != config.defaultLocale && config.locales.contains($0) ? "&lang=" + $0 : nil } ?? ""
+        return config.origin + config.cgiPrefix + "reset?token=" + token + lang
     }
 }
 

@@ -20,12 +20,10 @@ from pathlib import Path
 
 import pytest
 
-selenium = pytest.importorskip("selenium", reason="pip install selenium")
-from selenium import webdriver  # noqa: E402
+from selenium import webdriver  # noqa: E402  (pip install selenium)
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from lkserver import ROOT, ApacheServer, Site  # noqa: E402
@@ -107,14 +105,19 @@ def _console_errors(driver) -> list[dict]:
 
 
 @pytest.fixture
-def driver(browser, server, request):
-    """The shared browser with an empty cookie jar and console; checks the console afterwards."""
+def driver(browser, server):
+    """The shared browser with an empty cookie jar and console. Each test ends with
+    `assert_quiet_console(driver)`."""
     browser.get(server.url + "/login.html")
     browser.delete_all_cookies()
     browser.get_log("browser")  # drop what came before
     yield browser
-    errors = _console_errors(browser)
-    assert not errors, f"console errors during {request.node.name}: {errors}"
+    browser.get_log("browser")
+
+
+def assert_quiet_console(driver) -> None:
+    errors = _console_errors(driver)
+    assert not errors, f"errors in the browser console: {errors}"
 
 
 _counter = iter(range(1, 10**6))
@@ -255,6 +258,7 @@ def test_whole_customer_journey(driver, server):
     wait_for_path(driver, "/login.session-expired.html")
     assert MEMBERS_TEXT not in body_text(driver)
     shot(driver, "10-members-after-logout")
+    assert_quiet_console(driver)
 
 
 def test_logout_button_on_the_account_page(driver, server):
@@ -269,6 +273,7 @@ def test_logout_button_on_the_account_page(driver, server):
     wait_for_path(driver, "/login.signed-out.html")
     driver.get(server.url + "/members/")
     wait_for_path(driver, "/login.session-expired.html")
+    assert_quiet_console(driver)
 
 
 def test_expired_link_offers_a_working_way_to_ask_again(driver, server):
@@ -285,6 +290,7 @@ def test_expired_link_offers_a_working_way_to_ask_again(driver, server):
     token = mail.reset_token(wait_for_mail_to(server, address)[0], server.url)
     driver.get(f"{server.url}/cgi-bin/reset?token={token}")
     wait_for_path(driver, "/reset.html")
+    assert_quiet_console(driver)
 
 
 def test_wrong_password_shows_the_message(driver, server):
@@ -303,6 +309,7 @@ def test_wrong_password_shows_the_message(driver, server):
     fill(driver, "password", PASSWORD)
     submit(driver, "/cgi-bin/login")
     wait_for_path(driver, "/members/")
+    assert_quiet_console(driver)
 
 
 def test_keyboard_only_login_page_tab_order(driver, server):
@@ -335,6 +342,7 @@ def test_keyboard_only_login_page_tab_order(driver, server):
     assert active().get_attribute("id") == "email"
     webdriver.ActionChains(driver).send_keys(address, Keys.TAB, PASSWORD, Keys.ENTER).perform()
     wait_for_path(driver, "/members/")
+    assert_quiet_console(driver)
 
 
 def test_french_journey_pages_are_in_french(driver, server):
@@ -349,6 +357,7 @@ def test_french_journey_pages_are_in_french(driver, server):
     msg = wait_for_mail_to(server, address)[0]
     assert msg["Content-Language"].strip() == "fr"
     shot(driver, "13-fr-forgot-sent")
+    assert_quiet_console(driver)
 
 
 def test_pages_work_with_javascript_disabled(server, browser):
@@ -366,3 +375,19 @@ def test_pages_work_with_javascript_disabled(server, browser):
     finally:
         browser.execute_cdp_cmd("Emulation.setScriptExecutionDisabled", {"value": False})
         browser.get_log("browser")
+
+
+PAGES = ["login", "forgot", "forgot-sent", "reset", "reset-done", "expired", "account", "account-done",
+         "login.invalid-login", "error-404"]
+
+
+def test_every_page_loads_without_console_errors(driver, server):
+    """No CSP violation, failed load or script error on any page, in either language."""
+    for locale in ("", "/fr"):
+        for page in PAGES:
+            driver.get(f"{server.url}{locale}/{page}.html")
+            assert driver.find_element(By.TAG_NAME, "h1").text.strip(), f"{locale}/{page}.html has no heading"
+            errors = _console_errors(driver)
+            assert not errors, f"{locale}/{page}.html: {errors}"
+            sheets = driver.execute_script("return document.styleSheets.length")
+            assert sheets >= 1, f"{locale}/{page}.html loaded no stylesheet"

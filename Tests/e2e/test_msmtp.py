@@ -19,7 +19,6 @@ import re
 import shutil
 import time
 from email.utils import parsedate_to_datetime
-from pathlib import Path
 
 import pytest
 

@@ -1,25 +1,34 @@
 """scripts/screenshots.py: real Apache + headless chromium → PNGs in artifacts/screenshots/."""
 from __future__ import annotations
 
+import importlib.util
 import struct
 import subprocess
 import sys
 import zlib
-from pathlib import Path
 
 import pytest
 
 from lkserver import ROOT
 
 OUT = ROOT / "artifacts" / "screenshots"
-EXPECTED = {
-    "login-en-desktop.png": (1280, 900),
-    "login-en-mobile.png": (375, 812),
-    "login-fr-desktop.png": (1280, 900),
-    "login-fr-mobile.png": (375, 812),
-    "forgot-en-desktop.png": (1280, 900),
-    "login-en-desktop-dark.png": (1280, 900),
-}
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("latchkey_screenshots", ROOT / "scripts" / "screenshots.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SCRIPT = _script()
+# Every page, one error page and one outcome variant, at both widths, in en and fr; plus dark mode.
+PAGES = ["login", "forgot", "forgot-sent", "reset", "reset-done", "expired", "account", "account-done",
+         "error-404", "login.invalid-login"]
+SIZES = {"desktop": (1280, 900), "mobile": (375, 812)}
+EXPECTED = {f"{page}-{locale}-{size}.png": dims
+            for page in PAGES for locale in ("en", "fr") for size, dims in SIZES.items()}
+EXPECTED["login-en-desktop-dark.png"] = (1280, 900)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -86,6 +95,14 @@ def mean_brightness_of_top_rows(data: bytes, rows: int = 8) -> float:
     return total / count
 
 
+def test_script_shoots_every_expected_page():
+    listed = {name: size for name, _, size, _ in SCRIPT.SHOTS}
+    missing = sorted(set(EXPECTED) - set(listed))
+    assert not missing, f"scripts/screenshots.py does not shoot {missing}"
+    for name, size in EXPECTED.items():
+        assert listed[name] == size, (name, listed[name])
+
+
 def test_screenshot_script_succeeds_and_lists_its_files(screenshots_run):
     result = screenshots_run
     assert result.returncode == 0, f"screenshots.py failed:\n{result.stdout}\n{result.stderr}"
@@ -111,8 +128,14 @@ def test_dark_mode_screenshot_is_darker_than_light(screenshots_run):
     assert dark_level < light_level - 64, f"dark page background ({dark_level:.0f}) not darker than light ({light_level:.0f})"
 
 
-def test_french_screenshots_show_a_different_page_than_english(screenshots_run):
+@pytest.mark.parametrize("page", PAGES)
+def test_french_screenshots_show_a_different_page_than_english(screenshots_run, page):
     for size in ("desktop", "mobile"):
-        en = (OUT / f"login-en-{size}.png").read_bytes()
-        fr = (OUT / f"login-fr-{size}.png").read_bytes()
-        assert en != fr, f"en and fr {size} screenshots are identical"
+        en = (OUT / f"{page}-en-{size}.png").read_bytes()
+        fr = (OUT / f"{page}-fr-{size}.png").read_bytes()
+        assert en != fr, f"en and fr {size} screenshots of {page} are identical"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_mobile_and_desktop_screenshots_differ(screenshots_run, page):
+    assert (OUT / f"{page}-en-desktop.png").read_bytes() != (OUT / f"{page}-en-mobile.png").read_bytes()

@@ -32,6 +32,7 @@ public enum Access {
 
 /// An access change that cannot be made.
 public struct AccessError: Error, CustomStringConvertible {
+    /// The sentence shown to the operator.
     public let description: String
     /// An error with the sentence `message`.
     public init(_ message: String) { description = message }

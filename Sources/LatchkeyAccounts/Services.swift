@@ -4,9 +4,13 @@ import LatchkeyStore
 
 /// Everything a request or a command works with, opened once: config, key, database, mailer.
 public final class Services {
+    /// The site's settings.
     public let config: SiteConfig
+    /// The site secret that seals tokens and mail.
     public let key: SiteKey
+    /// The open site database.
     public let db: Database
+    /// Queues and delivers the site's email.
     public let mailer: Mailer
 
     /// Opens the site's key and database. A CGI passes `create: false` and gets an error

@@ -74,8 +74,6 @@ public enum AdminTool {
     }
 
     static var help: String {
-        let width = commands.map(\.usage.count).max() ?? 0
-        _ = width
         let lines = commands.map { "  latchkey \($0.usage)\n      \($0.summary)" }
         return """
         latchkey — branded login and password recovery for membership sites

@@ -11,18 +11,27 @@ public struct CGIRequest: Sendable {
     /// Largest User-Agent kept for the session list.
     public static let maxUserAgentBytes = 256
 
+    /// `REQUEST_METHOD`, uppercased; `GET` when absent.
     public let method: String
+    /// `QUERY_STRING`, still URL-encoded.
     public let queryString: String
     /// The part of the URL after the script's name (the members gate's file).
     public let pathInfo: String
+    /// `CONTENT_TYPE` of the body, if any.
     public let contentType: String?
     /// The declared body length; nil when absent, -1 when not a number.
     public let contentLength: Int?
+    /// The raw `Cookie` header; empty when none was sent.
     public let cookieHeader: String
+    /// The client's IP address, for throttles and the audit trail.
     public let remoteAddr: String
+    /// True when the request came over HTTPS (`HTTPS` or `REQUEST_SCHEME`).
     public let isHTTPS: Bool
+    /// The `Origin` header, checked against the site's to refuse cross-site POSTs.
     public let origin: String?
+    /// The `Sec-Fetch-Site` header, lowercased; a second cross-site signal.
     public let secFetchSite: String?
+    /// The `User-Agent`, printable ASCII only and cut to `maxUserAgentBytes`.
     public let userAgent: String
 
     /// Reads the request's variables from `environment`.

@@ -2,8 +2,11 @@ import Glibc
 
 /// What goes back to the web server: a status, headers and a body, written in one piece.
 public struct CGIResponse: Sendable {
+    /// The HTTP status code.
     public var status: Int
+    /// Extra headers, in order; the security headers are added when written.
     public var headers: [(String, String)]
+    /// The response body bytes.
     public var body: [UInt8]
 
     /// Headers on every CGI answer: nothing is cached, nothing leaks in a Referer, nothing

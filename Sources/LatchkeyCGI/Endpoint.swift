@@ -29,7 +29,9 @@ public enum AfterResponse: Equatable, Sendable {
 
 /// A handler's result: the answer, and what to do once it has been sent.
 public struct Reply: Sendable {
+    /// The answer to send.
     public var response: CGIResponse
+    /// Work to run once the answer has gone out, if any.
     public var after: AfterResponse?
 
     /// `response`, then `after`.
@@ -50,7 +52,9 @@ public final class BodyState {
 /// What a handler gets: the request, the site, and a way to open the database when needed
 /// (the forgot handler answers without touching it).
 public struct Context {
+    /// The request being answered.
     public let request: CGIRequest
+    /// The site's settings.
     public let config: SiteConfig
     /// The current time, in Unix seconds.
     public let now: Int64

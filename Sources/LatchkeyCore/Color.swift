@@ -2,6 +2,7 @@ import Glibc
 
 /// An sRGB colour from `#rgb` or `#rrggbb`, with the WCAG contrast arithmetic.
 public struct Color: Equatable, Sendable {
+    /// The sRGB channels, each from 0 to 1.
     public let red: Double, green: Double, blue: Double
 
     /// Parses `#rgb` or `#rrggbb`; nil for anything else.

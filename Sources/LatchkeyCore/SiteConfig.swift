@@ -7,34 +7,52 @@ public struct SiteConfig: Sendable {
     /// The folder of `file`; relative paths in the config resolve against it.
     public var folder: String
 
+    /// `site_name`: the site's display name, on every page and email.
     public var siteName = "Latchkey"
     /// Scheme, host and optional path prefix of the public site; the only source of links in mail.
     public var baseURL = "http://127.0.0.1:8080"
     /// Languages to render; the first is the default, rendered at the root of the output.
     public var locales = ["en"]
+    /// `database`: the SQLite file.
     public var database = "var/latchkey.sqlite3"
+    /// `key_file`: the site secret, readable only by the web server's user.
     public var keyFile = "var/secret.key"
+    /// `output`: where `build` writes the pages; the document root.
     public var output = "public"
+    /// `templates`: the folder of page and email templates.
     public var templates = "templates"
+    /// `locales_dir`: the folder of string tables, one per language.
     public var localesDir = "locales"
+    /// `assets`: the folder of files copied into the site's `assets/`.
     public var assets = "assets"
+    /// `cgi_prefix`: the URL path the CGI endpoints are served under.
     public var cgiPrefix = "/cgi-bin/"
+    /// `members_path`: the URL path of the members area.
     public var membersPath = "/members/"
     /// The members-only files, served by the `members` gate CGI; outside the document root.
     public var membersDir = "members"
+    /// `mail`: where mail goes and whom it is from.
     public var mail = Mail()
+    /// `reset`: how long reset and welcome links work.
     public var reset = Reset()
+    /// `session`: how long a login lasts.
     public var session = Session()
+    /// `password`: length bounds and Argon2id cost.
     public var password = Password()
+    /// `throttle`: limits on reset requests and failed logins.
     public var throttle = Throttle()
+    /// `brand`: logo, colours, stylesheet and footer.
     public var brand = Brand()
     /// Whether `access grant` sends the welcome email by default.
     public var welcomeOnGrant = true
 
     /// Where mail goes and whom it is from.
     public struct Mail: Sendable {
+        /// `mail.transport`: `maildir:PATH` or `sendmail:PATH`.
         public var transport = "maildir:var/mail"
+        /// `mail.from`: the From header of every email.
         public var from = "Latchkey <no-reply@localhost>"
+        /// `mail.reply_to`: an optional Reply-To address; empty for none.
         public var replyTo = ""
         /// Longest a transport may take before the send counts as failed.
         public var timeout = TimeSpan(seconds: 30)
@@ -44,51 +62,73 @@ public struct SiteConfig: Sendable {
 
     /// Reset-link rules (SPEC §5).
     public struct Reset: Sendable {
+        /// `reset.link_lifetime`: how long a reset link works.
         public var linkLifetime = TimeSpan(seconds: 24 * 3600)
+        /// `reset.welcome_link_lifetime`: how long the link in a welcome email works.
         public var welcomeLinkLifetime = TimeSpan(seconds: 7 * 86400)
+        /// `reset.reuse_window`: asking again within it re-sends the same link.
         public var reuseWindow = TimeSpan(seconds: 16 * 3600)
     }
 
     /// Login session lifetimes.
     public struct Session: Sendable {
+        /// `session.idle_timeout`: a session unused this long ends.
         public var idleTimeout = TimeSpan(seconds: 2 * 3600)
+        /// `session.absolute_timeout`: no session lives longer than this.
         public var absoluteTimeout = TimeSpan(seconds: 30 * 86400)
     }
 
     /// Password policy and hashing cost.
     public struct Password: Sendable {
+        /// `password.min_length`: the shortest password accepted.
         public var minLength = 8
+        /// `password.max_length`: the longest password accepted.
         public var maxLength = 128
+        /// `password.argon2_iterations` and `argon2_memory_mib`: the hashing cost.
         public var argon2 = Argon2Parameters()
     }
 
     /// A count allowed per window.
     public struct Limit: Sendable, Equatable {
+        /// `count`: how many are allowed in one window.
         public var count: Int
+        /// `window`: the span the count is measured over.
         public var window: TimeSpan
     }
 
     /// Throttle limits for the endpoints that take guesses or send mail.
     public struct Throttle: Sendable {
+        /// `throttle.forgot_per_address`: reset requests per email address.
         public var forgotPerAddress = Limit(count: 5, window: TimeSpan(seconds: 3600))
+        /// `throttle.forgot_per_ip`: reset requests per client IP.
         public var forgotPerIP = Limit(count: 30, window: TimeSpan(seconds: 3600))
+        /// `throttle.login_failures_per_account`: failed logins per account before it locks.
         public var loginFailuresPerAccount = Limit(count: 10, window: TimeSpan(seconds: 900))
+        /// `throttle.login_failures_per_ip`: failed logins per client IP.
         public var loginFailuresPerIP = Limit(count: 50, window: TimeSpan(seconds: 900))
     }
 
     /// A link in the page footer.
     public struct FooterLink: Sendable, Equatable {
+        /// `label`: the link's text.
         public var label: String
+        /// `href`: where the link points.
         public var href: String
     }
 
     /// The site's look.
     public struct Brand: Sendable {
+        /// `brand.logo`: the logo file, copied into `assets/`; empty for none.
         public var logo = ""
+        /// `brand.primary_color`: the colour of buttons and links.
         public var primaryColor = "#4f46e5"
+        /// `brand.background_color`: the page background.
         public var backgroundColor = "#ffffff"
+        /// `brand.css`: an extra stylesheet, copied to `assets/custom.css` and loaded last.
         public var css = ""
+        /// `brand.support_email`: the address shown in page and email footers.
         public var supportEmail = ""
+        /// `brand.footer_links`: links shown in the page footer.
         public var footerLinks: [FooterLink] = []
     }
 

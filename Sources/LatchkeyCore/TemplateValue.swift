@@ -40,9 +40,13 @@ public indirect enum TemplateValue: Equatable, Sendable {
 
 extension TemplateValue: ExpressibleByStringLiteral, ExpressibleByBooleanLiteral,
     ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral {
+    /// A string literal is a `.string`.
     public init(stringLiteral value: String) { self = .string(value) }
+    /// A boolean literal is a `.bool`.
     public init(booleanLiteral value: Bool) { self = .bool(value) }
+    /// An array literal is a `.list`.
     public init(arrayLiteral elements: TemplateValue...) { self = .list(elements) }
+    /// A dictionary literal is a `.dict`; a repeated key keeps its last value.
     public init(dictionaryLiteral elements: (String, TemplateValue)...) {
         self = .dict(Dictionary(elements, uniquingKeysWith: { _, b in b }))
     }

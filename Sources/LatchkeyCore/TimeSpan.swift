@@ -34,5 +34,6 @@ public struct TimeSpan: Equatable, Comparable, Sendable, CustomStringConvertible
         return (seconds, "second")
     }
 
+    /// Shorter spans sort first.
     public static func < (a: TimeSpan, b: TimeSpan) -> Bool { a.seconds < b.seconds }
 }

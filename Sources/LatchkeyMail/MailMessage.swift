@@ -8,15 +8,25 @@ import LatchkeyCore
 /// plain ASCII, and any control character is refused before it gets here, so no input can
 /// start a header of its own.
 public struct MailMessage: Sendable {
+    /// The From header: the site's sender address.
     public var from: String
+    /// The recipient's bare address.
     public var to: String
+    /// The recipient's name, shown in the To header; may be empty.
     public var toName: String
+    /// The Reply-To address; empty for none.
     public var replyTo: String
+    /// The Subject header, already localized.
     public var subject: String
+    /// The plain-text part.
     public var text: String
+    /// The HTML part.
     public var html: String
+    /// The language code, sent as Content-Language.
     public var language: String
+    /// The Message-ID header, kept in the email history.
     public var messageID: String
+    /// When it was written, in Unix seconds; the Date header.
     public var date: Int64
 
     /// A message with a fresh Message-ID in the sender's domain.

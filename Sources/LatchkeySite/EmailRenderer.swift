@@ -4,8 +4,11 @@ import LatchkeyCore
 public struct EmailRenderer {
     /// One rendered email, before MIME.
     public struct Rendered: Equatable {
+        /// The subject line, with the site name filled in.
         public let subject: String
+        /// The plain-text body.
         public let text: String
+        /// The HTML body.
         public let html: String
     }
 

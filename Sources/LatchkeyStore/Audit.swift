@@ -1,10 +1,16 @@
 /// One entry of the audit trail: who did what, when, from where.
 public struct AuditEvent: Sendable {
+    /// Who did it: an operator name, or `web` for the CGIs.
     public var actor: String
+    /// What was done, e.g. `access.granted` or `login.failed`.
     public var action: String
+    /// The person it concerns, if any.
     public var personID: Int64?
+    /// What it was done to, usually the person's email address.
     public var subject: String
+    /// The client's IP address for web actions; empty otherwise.
     public var remoteAddr: String
+    /// Anything else worth keeping, e.g. the offer's slug.
     public var detail: String
 
     /// An event; `actor` is an operator name, or `web` for the CGIs.

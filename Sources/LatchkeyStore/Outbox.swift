@@ -1,16 +1,28 @@
 /// One row of the email history, as support staff read it.
 public struct MailRecord: Sendable, Equatable {
+    /// The history id.
     public let id: Int64
+    /// The person it was sent for, if still on file.
     public let personID: Int64?
+    /// Which email it is, e.g. `reset` or `welcome`.
     public let kind: String
+    /// The address it went to.
     public let recipient: String
+    /// The subject line.
     public let subject: String
+    /// `queued`, `sending`, `sent` or `failed`.
     public let status: String
+    /// How many delivery attempts have been made.
     public let attempts: Int64
+    /// The last transport error; empty when none.
     public let lastError: String
+    /// When it was queued, in Unix seconds.
     public let createdAt: Int64
+    /// When it was sent, in Unix seconds; nil until then.
     public let sentAt: Int64?
+    /// When the next delivery attempt is due, in Unix seconds.
     public let nextAttemptAt: Int64
+    /// Who queued it: an operator name, or `web`.
     public let createdBy: String
 
     init(row: Row) {

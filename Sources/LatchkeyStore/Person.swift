@@ -2,18 +2,27 @@ import LatchkeyCore
 
 /// A person on file: a contact (no login) or a customer.
 public struct Person: Sendable, Equatable {
+    /// The database row id.
     public let id: Int64
+    /// Their email address, lowercased.
     public let email: String
+    /// Their display name; may be empty.
     public let name: String
     /// Language for their emails; empty means the site's default.
     public let locale: String
     /// `contact` or `customer`.
     public let kind: String
+    /// When their account was disabled, in Unix seconds; nil while enabled.
     public let disabledAt: Int64?
+    /// Their Argon2id password hash; nil when no password has been set.
     public let passwordHash: String?
+    /// True when the password is temporary and must be changed at next login.
     public let mustChangePassword: Bool
+    /// When the password was last set, in Unix seconds.
     public let passwordChangedAt: Int64?
+    /// When they last logged in, in Unix seconds.
     public let lastLoginAt: Int64?
+    /// When they were added, in Unix seconds.
     public let createdAt: Int64
 
     /// True for a customer: someone who may have a login.

@@ -22,10 +22,15 @@ public struct ResetTokens {
 
     /// A link ready to send.
     public struct Link: Sendable, Equatable {
+        /// The token for the link, as 43 characters of URL-safe base64.
         public let token: String
+        /// When the link stops working, in Unix seconds.
         public let expiresAt: Int64
+        /// Until when asking again re-sends this link, in Unix seconds.
         public let reuseUntil: Int64
+        /// When the link was issued, in Unix seconds.
         public let createdAt: Int64
+        /// Who issued it: an operator name, or `web`.
         public let createdBy: String
         /// True when an earlier link, still inside the reuse window, was handed out again.
         public let reused: Bool

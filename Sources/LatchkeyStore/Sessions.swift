@@ -11,7 +11,9 @@ public struct Sessions {
 
     /// A live session and the person it belongs to.
     public struct Live: Sendable {
+        /// The session's database row id.
         public let sessionID: Int64
+        /// The person logged in.
         public let person: Person
         /// True when the person holds an unrevoked grant.
         public let hasAccess: Bool

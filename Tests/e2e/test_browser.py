@@ -9,10 +9,8 @@ Needs: chromium, chromium-driver (/usr/bin/chromedriver), and `pip install selen
 """
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
-import sys
 import tempfile
 import time
 import urllib.parse
@@ -39,19 +37,8 @@ THIRD_PASSWORD = "third password 3"
 MEMBERS_TEXT = "Welcome to the members area"
 
 
-def _mail_helpers():
-    """Tests/e2e/mailbox.py (not the standard library's `mailbox`, which it shadows)."""
-    import mailbox as candidate
-    if hasattr(candidate, "reset_token"):
-        return candidate
-    spec = importlib.util.spec_from_file_location("latchkey_e2e_mailbox", HERE / "mailbox.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+import maildir as mail  # noqa: E402  (Tests/e2e/maildir.py)
 
-
-mail = _mail_helpers()
 
 
 # --- fixtures -----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from htmlpage import load
-from lkserver import ROOT, run_latchkey
+from lkserver import ROOT
 
 PAGES = ["login", "forgot", "forgot-sent", "reset", "reset-done", "expired", "account", "account-done"]
 LOCALES = ["en", "fr", "es"]

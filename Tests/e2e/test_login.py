@@ -13,7 +13,6 @@ import re
 import sqlite3
 import time
 import urllib.parse
-from pathlib import Path
 
 import pytest
 

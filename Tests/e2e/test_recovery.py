@@ -17,14 +17,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.client
-import importlib.util
 import json
 import os
 import pwd
 import re
 import secrets
 import subprocess
-import sys
 import time
 import urllib.parse
 from email.utils import parsedate_to_datetime
@@ -38,19 +36,8 @@ from lkserver import Response, deep_merge
 HERE = Path(__file__).resolve().parent
 
 
-def _mail_helpers():
-    """Tests/e2e/mailbox.py (not the standard library's `mailbox`, which it shadows)."""
-    import mailbox as candidate
-    if hasattr(candidate, "reset_token"):
-        return candidate
-    spec = importlib.util.spec_from_file_location("latchkey_e2e_mailbox", HERE / "mailbox.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+import maildir as mail  # noqa: E402  (Tests/e2e/maildir.py)
 
-
-mail = _mail_helpers()
 Mailbox = mail.Mailbox
 
 CUSTOMER = "ann.customer@example.com"

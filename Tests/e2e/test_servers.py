@@ -7,9 +7,7 @@ test uses its own customer addresses so tests stay independent. Redirects are ne
 """
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 import time
 import urllib.parse
 from pathlib import Path
@@ -22,19 +20,8 @@ from servers import SERVER_KINDS, make_server
 HERE = Path(__file__).resolve().parent
 
 
-def _mail_helpers():
-    """Tests/e2e/mailbox.py (not the standard library's `mailbox`, which it shadows)."""
-    import mailbox as candidate
-    if hasattr(candidate, "reset_token"):
-        return candidate
-    spec = importlib.util.spec_from_file_location("latchkey_e2e_mailbox", HERE / "mailbox.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+import maildir as mail  # noqa: E402  (Tests/e2e/maildir.py)
 
-
-mail = _mail_helpers()
 
 PASSWORD = "correct horse battery"
 NEW_PASSWORD = "a brand new passphrase"

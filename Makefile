@@ -3,7 +3,7 @@ SWIFT_RELEASE = swift build -c release -Xswiftc -static-executable
 CGIS = login logout forgot reset account session members
 PREFIX ?= /usr/local
 
-.PHONY: build deps-build demo demo-stop test unit e2e screenshots bench clean
+.PHONY: build deps-build demo demo-stop test screenshots fuzz bench clean
 
 build: deps-build
 	python3 scripts/embed-site.py
@@ -28,6 +28,10 @@ test: build
 screenshots: build
 	scripts/install-deps.sh test
 	python3 -m pytest -q Tests/e2e/test_screenshots.py
+
+# FUZZ_SECONDS per target (default 60).
+fuzz: deps-build
+	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 bench: build
 	scripts/install-deps.sh bench

@@ -20,6 +20,9 @@ let package = Package(
         .target(name: "LatchkeyAdmin", dependencies: ["LatchkeyCore", "LatchkeyStore", "LatchkeySite", "LatchkeyMail", "LatchkeyAccounts"]),
         .executableTarget(name: "latchkey", dependencies: ["LatchkeyAdmin"]),
         .executableTarget(name: "latchkey-cgi", dependencies: ["LatchkeyCGI"]),
+        // libFuzzer targets (`make fuzz`); built normally they replay inputs given as files.
+        .executableTarget(name: "fuzz-forms", dependencies: ["LatchkeyCGI"]),
+        .executableTarget(name: "fuzz-templates", dependencies: ["LatchkeyCore"]),
         .testTarget(
             name: "LatchkeyTests",
             dependencies: ["LatchkeyCore", "LatchkeyStore", "LatchkeySite", "LatchkeyMail", "LatchkeyAccounts", "LatchkeyCGI", "LatchkeyAdmin"],

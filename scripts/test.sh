@@ -8,5 +8,7 @@ python3 scripts/embed-site.py --check
 echo "== swift test"
 swift test 2>&1 | grep -Ev '^(◇|↳)|started\.$' | tail -n 40
 test "${PIPESTATUS[0]}" = 0
+echo "== fuzzing (libFuzzer + AddressSanitizer, a short bounded run; \`make fuzz\` runs longer)"
+scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
 echo "== end-to-end (pytest)"
 python3 -m pytest -q -p no:cacheprovider Tests/e2e

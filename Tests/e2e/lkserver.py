@@ -409,3 +409,201 @@ class HttpsApacheServer(ApacheServer):
 
     def _connection(self, timeout: float) -> http.client.HTTPConnection:
         return http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=self.ssl_context())
+
+
+# --- running a CGI directly, as the web server would ----------------------------------------------
+# For tests that need control a web server does not give: a CONTENT_LENGTH that lies, a body cut
+# short, a process killed half-way. The CGI runs as www-data (when we are root) so every file it
+# writes in var/ stays the web server's.
+
+class CGIAnswer:
+    """A CGI's parsed answer (RFC 3875 §6): status, headers (lower-case dict, repeats joined with
+    ", "), header_list (every pair as sent), body; plus its stderr and exit status."""
+
+    def __init__(self, raw: bytes, stderr: bytes = b"", returncode: int | None = None, elapsed: float = 0.0):
+        self.raw = raw
+        self.stderr = stderr.decode("utf-8", errors="replace")
+        self.returncode = returncode
+        self.elapsed = elapsed
+        self.status, self.headers, self.header_list, self.body = parse_cgi_output(raw)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    def all(self, name: str) -> list[str]:
+        return [v for k, v in self.header_list if k.lower() == name.lower()]
+
+    def __repr__(self) -> str:
+        return (f"CGIAnswer(status={self.status}, location={self.headers.get('location')!r}, "
+                f"exit={self.returncode}, stderr={self.stderr.strip()[:200]!r}, body={self.body[:80]!r})")
+
+
+def parse_cgi_output(raw: bytes):
+    """(status, headers, header_list, body) of a CGI answer; status 0 when it is not one
+    (nothing written, or no blank line after the headers)."""
+    for separator in (b"\r\n\r\n", b"\n\n"):
+        if separator in raw:
+            head, body = raw.split(separator, 1)
+            break
+    else:
+        return 0, {}, [], raw
+    pairs = []
+    for line in head.replace(b"\r\n", b"\n").split(b"\n"):
+        name, colon, value = line.decode("latin-1").partition(":")
+        if colon:
+            pairs.append((name.strip(), value.strip()))
+    headers: dict[str, str] = {}
+    for name, value in pairs:
+        key = name.lower()
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    status = 200
+    if "status" in headers:
+        try:
+            status = int(headers["status"].split()[0])
+        except (ValueError, IndexError):
+            status = 0
+    elif "location" in headers:
+        status = 302
+    return status, headers, pairs, body
+
+
+AUTO = object()
+
+
+def web_user_kwargs() -> dict:
+    """Popen arguments that run the child as www-data when we are root; {} otherwise."""
+    if os.geteuid() != 0:
+        return {}
+    try:
+        user = pwd.getpwnam(WEB_USER)
+    except KeyError:
+        return {}
+    return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+
+
+def cgi_environ(site: Site, endpoint: str, method: str = "POST", body: bytes = b"", *,
+                content_type: str | None = "application/x-www-form-urlencoded", content_length=AUTO,
+                query: str = "", cookie=None, origin=None, remote_addr: str = "192.0.2.1",
+                extra: dict | None = None) -> dict:
+    """The environment a web server gives `cgi-bin/ENDPOINT` for one request (RFC 3875 §4.1).
+    `content_length`: AUTO (the body's length), None (left out) or any value (sent as is)."""
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "GATEWAY_INTERFACE": "CGI/1.1",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "SERVER_SOFTWARE": "latchkey-tests",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "80",
+        "REQUEST_SCHEME": "http",
+        "REQUEST_METHOD": method,
+        "SCRIPT_NAME": f"/cgi-bin/{endpoint}",
+        "SCRIPT_FILENAME": str(CGI_DIR / endpoint),
+        "QUERY_STRING": query,
+        "REMOTE_ADDR": remote_addr,
+        "HTTP_HOST": "127.0.0.1",
+        "LATCHKEY_CONFIG": str(site.config),
+    }
+    if content_type is not None:
+        env["CONTENT_TYPE"] = content_type
+    if content_length is AUTO:
+        env["CONTENT_LENGTH"] = str(len(body))
+    elif content_length is not None:
+        env["CONTENT_LENGTH"] = str(content_length)
+    if cookie is not None:
+        env["HTTP_COOKIE"] = cookie
+    if origin is not None:
+        env["HTTP_ORIGIN"] = origin
+    env.update(extra or {})
+    return env
+
+
+def start_cgi(site: Site, endpoint: str, method: str = "POST", body: bytes = b"", cgi_dir=CGI_DIR,
+              **env_kwargs) -> subprocess.Popen:
+    """Starts `cgi-bin/ENDPOINT` for one request (as www-data), stdin/stdout/stderr piped. The
+    caller writes the body (or uses `communicate(body)`)."""
+    env = cgi_environ(site, endpoint, method, body, **env_kwargs)
+    return subprocess.Popen([str(Path(cgi_dir) / endpoint)], env=env, cwd=str(cgi_dir),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            **web_user_kwargs())
+
+
+def run_cgi(site: Site, endpoint: str, method: str = "POST", body: bytes | str = b"", timeout: float = 30,
+            **env_kwargs) -> CGIAnswer:
+    """Runs `cgi-bin/ENDPOINT` once with `body` on stdin; returns its parsed answer."""
+    if isinstance(body, str):
+        body = body.encode()
+    started = time.monotonic()
+    proc = start_cgi(site, endpoint, method, body, **env_kwargs)
+    try:
+        out, err = proc.communicate(body, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        raise AssertionError(f"cgi-bin/{endpoint} did not finish within {timeout}s: {err[-500:]!r}")
+    return CGIAnswer(out, err, proc.returncode, time.monotonic() - started)
+
+
+# --- the database, read with the sqlite3 CLI as the web server's user ------------------------------
+def sqlite_cmd(site: Site, *args) -> list[str]:
+    cmd = ["sqlite3", "-bail", "-cmd", ".timeout 5000", str(site.var / "latchkey.sqlite3"), *args]
+    if web_user_kwargs():
+        cmd = ["runuser", "-u", WEB_USER, "--", *cmd]
+    return cmd
+
+
+def site_sql(site: Site, statement: str) -> list[dict]:
+    """Rows of one SQL statement (sqlite3 -json)."""
+    result = subprocess.run(sqlite_cmd(site, "-json", statement), capture_output=True, timeout=30)
+    assert result.returncode == 0, f"sqlite3 failed on {statement!r}: {result.stderr.decode(errors='replace')}"
+    out = result.stdout.decode("utf-8", errors="replace").strip()
+    return json.loads(out) if out else []
+
+
+def site_dump(site: Site, *tables: str) -> bytes:
+    """The database's logical content (`.dump`, or `.dump TABLE…` for only those tables)."""
+    result = subprocess.run(sqlite_cmd(site, f".dump {' '.join(tables)}".strip()), capture_output=True, timeout=30)
+    assert result.returncode == 0, f"sqlite3 .dump failed: {result.stderr.decode(errors='replace')}"
+    return result.stdout
+
+
+def integrity_check(site: Site) -> str:
+    """`PRAGMA integrity_check` as text ('ok' when the file is sound)."""
+    result = subprocess.run(sqlite_cmd(site, "PRAGMA integrity_check;"), capture_output=True, timeout=60)
+    return (result.stdout + result.stderr).decode("utf-8", errors="replace").strip()
+
+
+# --- waiting for a site's CGIs and after-response workers ---------------------------------------------
+def site_processes(site: Site) -> list[int]:
+    """Live processes whose environment names this site's config: its CGIs and their workers."""
+    want = os.path.realpath(site.config).encode()
+    busy = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                    continue
+            with open(f"/proc/{entry.name}/environ", "rb") as f:
+                environ = f.read()
+        except (OSError, IndexError):
+            continue
+        for var in environ.split(b"\0"):
+            if var.startswith(b"LATCHKEY_CONFIG="):
+                value = var.split(b"=", 1)[1]
+                if value == want or os.path.realpath(value) == want:
+                    busy.append(int(entry.name))
+    return busy
+
+
+def wait_site_idle(site: Site, timeout: float = 10.0) -> None:
+    """Waits until no CGI or after-response worker of `site` runs; fails after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        busy = site_processes(site)
+        if not busy:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"CGI/worker processes {busy} of {site.config} still running after {timeout:.0f}s")
+        time.sleep(0.02)

@@ -58,7 +58,9 @@ public enum CGIApp {
     static func startAfterResponse(_ work: AfterResponse, config: SiteConfig) {
         let environment = ["LATCHKEY_CONFIG": config.file, "LATCHKEY_AFTER": work.encoded]
         do {
-            try Subprocess.detach(Subprocess.currentExecutable(), [afterResponseFlag], environment: environment)
+            // The worker's errors go beside the database: nobody reads a detached process's stderr.
+            try Subprocess.detach(Subprocess.currentExecutable(), [afterResponseFlag], environment: environment,
+                                  errorLog: Path.parent(of: config.resolve(config.database)) + "/latchkey-worker.log")
         } catch {
             log("after-response", "error", "cannot start the worker (\(error)); working inline")
             _ = runAfterResponse(environment: environment)
@@ -100,9 +102,9 @@ public enum CGIApp {
         }
     }
 
-    /// One line to the web server's error log.
+    /// One line to the web server's error log (for the worker: `latchkey-worker.log`).
     static func log(_ name: String, _ level: String, _ message: String) {
-        let line = Array("latchkey \(name): \(level): \(message)\n".utf8)
+        let line = Array("\(Clock.readable(Clock.now())) latchkey \(name): \(level): \(message)\n".utf8)
         _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
     }
 }

@@ -66,15 +66,16 @@ public enum Subprocess {
         return Outcome(status: exit, stderr: String(decoding: captured, as: UTF8.self), timedOut: timedOut)
     }
 
-    /// Starts `path` in a new session with stdin, stdout and stderr on /dev/null and does not
-    /// wait: the web server sees the CGI finish while the child carries on.
-    public static func detach(_ path: String, _ arguments: [String], environment: [String: String]) throws {
+    /// Starts `path` in a new session with stdin and stdout on /dev/null and stderr appended to
+    /// `errorLog` (or /dev/null), and does not wait: the web server sees the CGI finish while
+    /// the child carries on.
+    public static func detach(_ path: String, _ arguments: [String], environment: [String: String], errorLog: String? = nil) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, errorLog ?? "/dev/null", O_WRONLY | O_APPEND | O_CREAT, 0o640)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }

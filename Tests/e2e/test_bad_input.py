@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
 import urllib.parse
 from dataclasses import dataclass, field
 

@@ -24,10 +24,13 @@ for target in forms templates; do
     || { grep -v "Cannot export local symbol" "$scratch-$target.log" | tail -20 >&2; exit 1; }
   corpus="artifacts/fuzz/corpus-$target"
   mkdir -p "$corpus"
+  seeds=("Tests/fuzz/seeds/$target" "Tests/fuzz/regressions/$target")
+  # The shipped templates are the best template seeds; read them where they live.
+  if [ "$target" = templates ]; then seeds+=(site/templates/pages site/templates/partials site/templates/email); fi
   echo "== fuzz-$target for ${seconds}s"
   status=0
   "$binary" -max_total_time="$seconds" -max_len=4096 -timeout=5 -rss_limit_mb=2048 -print_final_stats=1 \
-    -artifact_prefix="artifacts/fuzz/$target-" "$corpus" "Tests/fuzz/seeds/$target" "Tests/fuzz/regressions/$target" \
+    -artifact_prefix="artifacts/fuzz/$target-" "$corpus" "${seeds[@]}" \
     >"artifacts/fuzz/$target.log" 2>&1 || status=$?
   grep -E "^#[0-9]+ +DONE|stat::number_of_executed_units|ERROR|SUMMARY|Test unit written" "artifacts/fuzz/$target.log" || true
   if [ "$status" != 0 ]; then echo "fuzz-$target found a crash: see artifacts/fuzz/$target.log" >&2; exit 1; fi

@@ -36,11 +36,6 @@ public struct CGIResponse: Sendable {
         CGIResponse(status: status, headers: [("Content-Type", "text/html; charset=utf-8")] + headers, body: Array(html.utf8))
     }
 
-    /// The header value of `name`, for tests.
-    public func header(_ name: String) -> String? {
-        headers.first { $0.0.lowercased() == name.lowercased() }?.1
-    }
-
     /// The bytes of the CGI answer (RFC 3875 §6): `Status`, headers, blank line, body.
     public func serialized() -> [UInt8] {
         var head = "Status: \(status) \(CGIResponse.reason(status))\r\n"

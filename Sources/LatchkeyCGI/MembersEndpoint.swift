@@ -19,8 +19,9 @@ enum MembersEndpoint {
         try context.request.require(["GET", "HEAD"])
         let config = context.config
         let relative = String(context.request.pathInfo.drop { $0 == "/" })
-        guard let live = try SessionCookie.live(context), SessionCookie.admitsMembers(live) else {
-            if let live = try SessionCookie.live(context), live.person.mustChangePassword {
+        let session = try SessionCookie.live(context)
+        guard let live = session, SessionCookie.admitsMembers(live) else {
+            if let live = session, live.person.mustChangePassword {
                 return Reply(.redirect(to: context.pageURL("account", message: "must_change", locale: context.locale(live.person.locale))))
             }
             let wanted = config.membersPath + relative

@@ -299,21 +299,32 @@ class ApacheServer:
         except OSError:
             return False
 
+    def _request_stop(self, pid: int | None) -> None:
+        """Asks the server to stop; other servers override this step."""
+        subprocess.run(["apache2", "-f", str(self.conf), "-k", "stop"],
+                       capture_output=True, text=True, timeout=30)
+
+    def _after_stop(self) -> None:
+        """Cleans up helpers the server needed (nginx's fcgiwrap); nothing for Apache."""
+
     def stop(self) -> None:
+        """Asks the server to stop, waits for its pid to go, and kills it if it lingers."""
         pid = self._pid()
-        if self.conf.exists():
-            subprocess.run(["apache2", "-f", str(self.conf), "-k", "stop"],
-                           capture_output=True, text=True, timeout=30)
-        if pid:
-            deadline = time.monotonic() + self.STOP_TIMEOUT
-            while self._alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if self._alive(pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        self.started = False
+        try:
+            if pid or self.conf.exists():
+                self._request_stop(pid)
+            if pid:
+                deadline = time.monotonic() + self.STOP_TIMEOUT
+                while self._alive(pid) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                if self._alive(pid):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+        finally:
+            self._after_stop()
+            self.started = False
 
     def cleanup(self) -> None:
         """Stop, then remove the runtime folder if this server made it."""
@@ -607,3 +618,13 @@ def wait_site_idle(site: Site, timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"CGI/worker processes {busy} of {site.config} still running after {timeout:.0f}s")
         time.sleep(0.02)
+
+
+def verifies(stored_hash: str, password: str) -> bool:
+    """True when `password` matches an Argon2id hash from the database (checked with argon2-cffi,
+    independently of the product's own libsodium code)."""
+    import argon2
+    try:
+        return argon2.PasswordHasher().verify(stored_hash, password)
+    except argon2.exceptions.VerifyMismatchError:
+        return False

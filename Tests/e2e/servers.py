@@ -59,9 +59,6 @@ class _DaemonServer(ApacheServer):
     def _request_stop(self, pid: int | None) -> None:
         raise NotImplementedError
 
-    def _after_stop(self) -> None:
-        pass
-
     # --- lifecycle ------------------------------------------------------------------------
     def _generate_config(self) -> str:
         result = run_latchkey("webserver", self.KIND, "--standalone",
@@ -116,24 +113,6 @@ class _DaemonServer(ApacheServer):
                 return pid
             time.sleep(0.02)
         return None
-
-    def stop(self) -> None:
-        pid = self._pid()
-        try:
-            if pid or self.conf.exists():
-                self._request_stop(pid)
-            if pid:
-                deadline = time.monotonic() + self.STOP_TIMEOUT
-                while self._alive(pid) and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                if self._alive(pid):
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-        finally:
-            self._after_stop()
-            self.started = False
 
 
 class NginxServer(_DaemonServer):

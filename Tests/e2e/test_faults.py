@@ -21,11 +21,10 @@ import time
 import urllib.parse
 from pathlib import Path
 
-import argon2
 import pytest
 
 from lkserver import (
-    CGIAnswer, integrity_check, run_cgi, site_sql, start_cgi, wait_site_idle, web_user_kwargs,
+    CGIAnswer, integrity_check, run_cgi, site_sql, start_cgi, verifies, wait_site_idle, web_user_kwargs,
 )
 import maildir as mail
 
@@ -59,13 +58,6 @@ def person(site, address=CUSTOMER) -> dict:
     rows = site_sql(site, f"SELECT id, password_hash FROM person WHERE email = '{address}'")
     assert len(rows) == 1, rows
     return rows[0]
-
-
-def verifies(stored: str, password: str) -> bool:
-    try:
-        return argon2.PasswordHasher().verify(stored, password)
-    except argon2.exceptions.VerifyMismatchError:
-        return False
 
 
 def reset_form(password: str, confirm: str | None = None) -> bytes:

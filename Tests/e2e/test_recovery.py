@@ -18,20 +18,16 @@ import base64
 import hashlib
 import http.client
 import json
-import os
-import pwd
 import re
 import secrets
-import subprocess
 import time
 import urllib.parse
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-import argon2
 import pytest
 
-from lkserver import ROOT, Response, deep_merge
+from lkserver import Response, deep_merge, run_cgi, site_dump, site_processes, site_sql, verifies
 
 HERE = Path(__file__).resolve().parent
 
@@ -173,92 +169,25 @@ def without_date(resp: Response):
     return [(name.lower(), value) for name, value in resp.header_list if name.lower() not in APACHE_FRAMING]
 
 
-def run_cgi(site, endpoint: str, body: str) -> bytes:
-    """The bytes cgi-bin/ENDPOINT writes for a form POST, run directly as www-data."""
-    env = {"REQUEST_METHOD": "POST", "CONTENT_TYPE": "application/x-www-form-urlencoded",
-           "CONTENT_LENGTH": str(len(body.encode())), "REMOTE_ADDR": "127.0.0.1",
-           "LATCHKEY_CONFIG": str(site.config), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-    command = [str(ROOT / "cgi-bin" / endpoint)]
-    if os.geteuid() == 0:
-        command = ["runuser", "-u", "www-data", "--", "env", *[f"{k}={v}" for k, v in env.items()], *command]
-    return subprocess.run(command, input=body.encode(), capture_output=True, env=env, timeout=30, check=True).stdout
-
-
 # --- the database -------------------------------------------------------------------------------
-def _sqlite_cmd(site, *args):
-    cmd = ["sqlite3", "-bail", "-cmd", ".timeout 5000", str(site.var / "latchkey.sqlite3"), *args]
-    # As root, read and write as the web server's user, so no root-owned -wal/-shm is left behind.
-    if os.geteuid() == 0:
-        try:
-            pwd.getpwnam("www-data")
-            cmd = ["runuser", "-u", "www-data", "--", *cmd]
-        except KeyError:
-            pass
-    return cmd
-
-
-def sql(site, statement: str) -> list[dict]:
-    result = subprocess.run(_sqlite_cmd(site, "-json", statement), capture_output=True, timeout=30)
-    assert result.returncode == 0, f"sqlite3 failed: {result.stderr.decode(errors='replace')}"
-    out = result.stdout.decode("utf-8", errors="replace").strip()
-    return json.loads(out) if out else []
-
-
-def dump(site) -> bytes:
-    """The database's logical content (`.dump`), as bytes."""
-    result = subprocess.run(_sqlite_cmd(site, ".dump"), capture_output=True, timeout=30)
-    assert result.returncode == 0, f"sqlite3 .dump failed: {result.stderr.decode(errors='replace')}"
-    return result.stdout
-
-
 def state(site):
     """What must not move on a refused request: the database content and the delivered mail."""
-    return hashlib.sha256(dump(site)).hexdigest(), maildir(site).count()
+    return hashlib.sha256(site_dump(site)).hexdigest(), maildir(site).count()
 
 
 def person(site, email) -> dict:
-    rows = sql(site, f"SELECT id, email, locale, kind, password_hash FROM person WHERE email = '{email}'")
+    rows = site_sql(site, f"SELECT id, email, locale, kind, password_hash FROM person WHERE email = '{email}'")
     assert len(rows) == 1, rows
     return rows[0]
 
 
-def verifies(stored_hash: str, password: str) -> bool:
-    try:
-        return argon2.PasswordHasher().verify(stored_hash, password)
-    except argon2.exceptions.VerifyMismatchError:
-        return False
-
-
 # --- waiting for the after-response worker ----------------------------------------------------
-def _site_processes(site) -> list[int]:
-    """Live processes whose environment names this site's config: its CGIs and their workers."""
-    want = os.path.realpath(site.config).encode()
-    busy = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
-                    continue
-            with open(f"/proc/{entry.name}/environ", "rb") as f:
-                environ = f.read()
-        except (OSError, IndexError):
-            continue
-        for var in environ.split(b"\0"):
-            if var.startswith(b"LATCHKEY_CONFIG="):
-                value = var.split(b"=", 1)[1]
-                if value == want or os.path.realpath(value) == want:
-                    busy.append(int(entry.name))
-    return busy
-
-
 def wait_idle(site, timeout=10.0, settle=0.0):
     """Waits until no CGI or after-response worker of `site` runs, then `settle` more seconds
     (covers a worker started just as the scan ran). Fails when they outlive the deadline."""
     deadline = time.monotonic() + timeout
     while True:
-        busy = _site_processes(site)
+        busy = site_processes(site)
         if not busy:
             break
         if time.monotonic() > deadline:
@@ -358,10 +287,10 @@ def test_customer_resets_password_through_emailed_link_end_to_end(make_site, apa
         assert attrs == {"path": "/cgi-bin/reset", "max-age": "1800", "httponly": True, "samesite": "Strict"}, attrs
 
     # Sessions the person had before: all must end. Another person's stay.
-    ids = {row["email"]: row["id"] for row in sql(site, "SELECT id, email FROM person")}
+    ids = {row["email"]: row["id"] for row in site_sql(site, "SELECT id, email FROM person")}
     now = int(time.time())
     for pid in (ids[CUSTOMER], ids[CUSTOMER], ids[OTHER]):
-        sql(site, f"INSERT INTO session (person_id, id_hash, created_at, last_seen_at, expires_at) "
+        site_sql(site, f"INSERT INTO session (person_id, id_hash, created_at, last_seen_at, expires_at) "
                   f"VALUES ({pid}, randomblob(32), {now}, {now}, {now + 3600})")
 
     # Setting the new password.
@@ -378,10 +307,10 @@ def test_customer_resets_password_through_emailed_link_end_to_end(make_site, apa
     assert after["password_hash"] != before["password_hash"]
     assert verifies(after["password_hash"], NEW_PASSWORD)
     assert not verifies(after["password_hash"], OLD_PASSWORD)
-    tokens = sql(site, f"SELECT used_at FROM reset_token WHERE person_id = {ids[CUSTOMER]}")
+    tokens = site_sql(site, f"SELECT used_at FROM reset_token WHERE person_id = {ids[CUSTOMER]}")
     assert len(tokens) == 1 and tokens[0]["used_at"] is not None, tokens
     sessions = {row["person_id"]: row["n"] for row in
-                sql(site, "SELECT person_id, count(*) AS n FROM session GROUP BY person_id")}
+                site_sql(site, "SELECT person_id, count(*) AS n FROM session GROUP BY person_id")}
     assert sessions.get(ids[CUSTOMER], 0) == 0, f"the customer's sessions survived the reset: {sessions}"
     assert sessions.get(ids[OTHER], 0) == 1, f"another person's session was touched: {sessions}"
 
@@ -455,7 +384,7 @@ def test_forgot_cgi_output_is_byte_identical_for_known_and_unknown(make_site):
     site.latchkey("user", "add", "known@example.com", "--no-email")
     site.latchkey("contact", "add", "contact@example.com")
     site.chown_var()
-    outputs = {email: run_cgi(site, "forgot", "email=" + urllib.parse.quote(email))
+    outputs = {email: run_cgi(site, "forgot", body="email=" + urllib.parse.quote(email), remote_addr="127.0.0.1").raw
                for email in ["known@example.com", "nobody@example.com", "contact@example.com"]}
     assert outputs["known@example.com"].startswith(b"Status: 303 See Other\r\n")
     assert len(set(outputs.values())) == 1, outputs
@@ -485,11 +414,11 @@ def test_forgot_sends_mail_only_to_unthrottled_customer(make_site, apache):
 def test_audit_records_true_reason_for_each_refused_forgot_request(make_site, apache):
     server, _, _ = enumeration_scenario(make_site, apache)
     site = server.site
-    rows = poll(lambda: sql(site, "SELECT person_id, subject, detail FROM audit WHERE action = 'reset.refused' "
+    rows = poll(lambda: site_sql(site, "SELECT person_id, subject, detail FROM audit WHERE action = 'reset.refused' "
                                   "ORDER BY id"),
                 lambda r: len(r) >= 3, what="three reset.refused audit rows")
     wait_idle(site)
-    rows = sql(site, "SELECT person_id, subject, detail FROM audit WHERE action = 'reset.refused' ORDER BY id")
+    rows = site_sql(site, "SELECT person_id, subject, detail FROM audit WHERE action = 'reset.refused' ORDER BY id")
     assert len(rows) == 3, rows
     customer_id, contact_id = person(site, CUSTOMER)["id"], person(site, CONTACT)["id"]
     # The three workers may finish in any order: match each row by its person.
@@ -511,7 +440,7 @@ def test_forgot_within_reuse_window_resends_same_link_and_after_it_issues_new_on
 
     forgot(server, CUSTOMER)
     first = mail.reset_token(box.wait_for(1)[0], server.url)
-    reuse_until = sql(site, "SELECT reuse_until FROM reset_token ORDER BY id DESC LIMIT 1")[0]["reuse_until"]
+    reuse_until = site_sql(site, "SELECT reuse_until FROM reset_token ORDER BY id DESC LIMIT 1")[0]["reuse_until"]
     forgot(server, CUSTOMER)
     second = mail.reset_token(box.wait_for(2)[1], server.url)
     assert time.time() < reuse_until, "setup too slow: the second request fell outside the 3 s window"
@@ -578,7 +507,7 @@ def test_expired_link_lands_on_expired_page_and_changes_nothing(make_site, apach
     add_customer(site)
     token = admin_reset_link(site)
     assert follow_link(server, token).headers["location"] == page(server, "reset"), "fresh link should work"
-    expires_at = sql(site, "SELECT expires_at FROM reset_token")[0]["expires_at"]
+    expires_at = site_sql(site, "SELECT expires_at FROM reset_token")[0]["expires_at"]
     sleep_until(expires_at + 1.0)
 
     before = state(site)
@@ -798,7 +727,7 @@ def fail_one_forgot(server, failing):
     site.update_config(mail={"transport": f"sendmail:{failing}"})
     answer = forgot(server, CUSTOMER)
     assert answer.status == 303 and answer.headers["location"] == page(server, "forgot-sent")
-    poll(lambda: sql(site, "SELECT status FROM mail"), lambda rows: rows and rows[-1]["status"] == "failed",
+    poll(lambda: site_sql(site, "SELECT status FROM mail"), lambda rows: rows and rows[-1]["status"] == "failed",
          what="the message to be marked failed")
     wait_idle(site)
     return answer
@@ -820,7 +749,7 @@ def test_failed_sendmail_is_recorded_then_delivered_by_mail_deliver_after_retry_
     assert Mailbox(outbox).count() == 0 and maildir(site).count() == 0
 
     site.update_config(mail={"transport": f"sendmail:{working}"})
-    due = sql(site, f"SELECT next_attempt_at FROM mail WHERE id = {entry['id']}")[0]["next_attempt_at"]
+    due = site_sql(site, f"SELECT next_attempt_at FROM mail WHERE id = {entry['id']}")[0]["next_attempt_at"]
     sleep_until(due + 1.0)
     result = admin(site, "mail", "deliver")
     assert re.search(r"\b1 sent\b", result.stdout) and re.search(r"\b0 failed\b", result.stdout), result.stdout
@@ -878,7 +807,7 @@ def test_database_never_holds_link_token_in_plain_text(make_site, apache):
     maildir(site).wait_for(3)
     wait_idle(site)
 
-    text = dump(site)
+    text = site_dump(site)
     files = b"".join(p.read_bytes() for p in site.var.glob("latchkey.sqlite3*"))
     for what, token in tokens.items():
         raw = base64.urlsafe_b64decode(token + "=")

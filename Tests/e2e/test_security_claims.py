@@ -9,10 +9,9 @@ import hashlib
 import re
 import time
 
-import argon2
 
 import maildir as mail
-from lkserver import HttpsApacheServer, site_dump, site_sql, wait_site_idle
+from lkserver import HttpsApacheServer, site_dump, site_sql, wait_site_idle, verifies
 
 CUSTOMER = "ann.customer@example.com"
 OTHER = "bob.other@example.com"
@@ -56,13 +55,6 @@ def issue_token(site, address=CUSTOMER) -> str:
 
 def stored_hash(site, address=CUSTOMER) -> str:
     return site_sql(site, f"SELECT password_hash FROM person WHERE email = '{address}'")[0]["password_hash"]
-
-
-def verifies(stored: str, password: str) -> bool:
-    try:
-        return argon2.PasswordHasher().verify(stored, password)
-    except argon2.exceptions.VerifyMismatchError:
-        return False
 
 
 def login(server, address=CUSTOMER, password=PASSWORD, headers=None):

@@ -1,5 +1,8 @@
 # Latchkey. `make demo` runs the product, `make test` runs every test (see README.md).
-SWIFT_RELEASE = swift build -c release -Xswiftc -static-executable
+# Fully static (no dynamic loader at start-up), and generic types' metadata reached through
+# direct accessors rather than mangled names the runtime must demangle on first use.
+SWIFT_RELEASE = swift build -c release -Xswiftc -static-executable \
+	-Xswiftc -Xfrontend -Xswiftc -disable-concrete-type-metadata-mangled-name-accessors
 CGIS = login logout forgot reset account session members
 PREFIX ?= /usr/local
 

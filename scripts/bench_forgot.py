@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "Tests" / "e2e"))
 
-from lkserver import ApacheServer, Site, latchkey_bin  # noqa: E402
+from lkserver import ApacheServer, Site, latchkey_bin, site_processes  # noqa: E402
 
 CUSTOMER = "bench.customer@example.com"
 GENEROUS = {"count": 100000, "window": "1h"}
@@ -49,23 +49,12 @@ def timed_forgot(server: ApacheServer, email: str) -> tuple[float, int, str]:
         conn.close()
 
 
-def wait_for_workers(timeout: float = 2.0) -> None:
-    """Waits until no after-response worker runs, so each request is timed on an idle machine
-    and not while the previous request's mail is being written (which favours whichever side
-    follows the cheaper request)."""
+def wait_for_workers(site: Site, timeout: float = 2.0) -> None:
+    """Waits until the previous request's detached after-work has ended, so each request is
+    timed on an idle machine and not while the previous request's mail is being written
+    (which favours whichever side follows the cheaper request)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        busy = False
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    if b"--after-response" in (entry / "cmdline").read_bytes():
-                        busy = True
-                        break
-                except OSError:
-                    pass
-        if not busy:
-            return
+    while site_processes(site) and time.monotonic() < deadline:
         time.sleep(0.002)
 
 
@@ -101,7 +90,7 @@ def run(requests: int, warmup: int) -> int:
         for i in range(warmup + requests):
             for side in ("known", "unknown"):
                 email = CUSTOMER if side == "known" else f"nobody-{i}-{os.getpid()}@example.com"
-                wait_for_workers()
+                wait_for_workers(site)
                 elapsed, status, location = timed_forgot(server, email)
                 if status != 303 or location != expected:
                     print(f"bench_forgot: request {i} ({side}) answered {status} {location!r}, "

@@ -16,14 +16,16 @@ public enum CGIApp {
         "members": MembersEndpoint.handle,
     ]
 
-    /// The argument that makes the executable the detached after-response worker.
-    public static let afterResponseFlag = "--after-response"
+    /// The environment variables the CGIs read (RFC 3875 meta-variables, a few request
+    /// headers, and Latchkey's own).
+    public static let variables = CGIRequest.variables + ["LATCHKEY_CONFIG"]
 
     /// Answers one request as endpoint `name`; returns the exit status.
     public static func main(name: String, environment: [String: String]) -> Int32 {
         let request = CGIRequest(environment: environment)
         var config: SiteConfig?
         var reply: Reply
+        var services: ServicesOnce?
         let body = BodyState()
         do {
             guard let path = environment["LATCHKEY_CONFIG"], !path.isEmpty else {
@@ -32,7 +34,9 @@ public enum CGIApp {
             let loaded = try SiteConfig.load(file: path)
             config = loaded
             guard let handler = endpoints[name] else { throw HTTPError(404, "no endpoint named \(name)") }
-            reply = try handler(Context(request: request, config: loaded, now: Clock.now(), openServices: ServicesOnce(loaded).get, body: body))
+            let once = ServicesOnce(loaded)
+            services = once
+            reply = try handler(Context(request: request, config: loaded, now: Clock.now(), openServices: once.get, body: body))
         } catch let error as HTTPError {
             log(name, error.status >= 500 ? "error" : "refused", error.reason)
             reply = Reply(ErrorPage.response(error, locale: nil, config: config))
@@ -44,49 +48,48 @@ public enum CGIApp {
             reply = Reply(ErrorPage.response(HTTPError(500, "\(error)"), locale: nil, config: config))
         }
         if !body.read, let length = request.contentLength, length > 0, length <= BodyState.drainLimit { drain(length) }
-        // Start the worker before answering: lighttpd sends SIGTERM to a CGI the moment it has
-        // read the whole answer. The worker holds none of our pipes, so the server still sees
-        // the answer end when we exit, and does not wait for the work.
-        if let after = reply.after, let config { startAfterResponse(after, config: config) }
+        // Queue the after-work and start its drainer before answering: lighttpd sends SIGTERM
+        // to a CGI the moment it has read the whole answer. The drainer holds none of our
+        // pipes, so the server still sees the answer end when we exit, and does not wait.
+        if let after = reply.after, let config {
+            services?.close()
+            queueAfterResponse(after, config: config)
+        }
         reply.response.write()
         return 0
     }
 
-    /// Hands `work` to a detached copy of this executable. Apache waits for every process
-    /// holding the CGI's pipes, so the worker gets /dev/null and its own session. If it cannot
-    /// be started the work is done here, late but not lost.
-    static func startAfterResponse(_ work: AfterResponse, config: SiteConfig) {
-        let environment = ["LATCHKEY_CONFIG": config.file, "LATCHKEY_AFTER": work.encoded]
+    /// Queues `work`, then forks a drainer unless one is already at work (it will find the job).
+    /// The drainer runs in its own session with /dev/null for input and output, because Apache
+    /// waits for every process holding the CGI's pipes; its errors go beside the database,
+    /// since nobody reads a detached process's stderr. What cannot be queued or forked is done
+    /// here, late but not lost.
+    static func queueAfterResponse(_ work: AfterResponse, config: SiteConfig) {
+        let database = config.resolve(config.database)
+        let queue = WorkQueue(database: database)
+        let report = { (message: String) in log("after-response", "error", message) }
         do {
-            // The worker's errors go beside the database: nobody reads a detached process's stderr.
-            try Subprocess.detach(Subprocess.currentExecutable(), [afterResponseFlag], environment: environment,
-                                  errorLog: Path.parent(of: config.resolve(config.database)) + "/latchkey-worker.log")
+            try queue.add(work)
         } catch {
-            log("after-response", "error", "cannot start the worker (\(error)); working inline")
-            _ = runAfterResponse(environment: environment)
-        }
-    }
-
-    /// The detached worker: does the work named in `LATCHKEY_AFTER`. Failures stay recorded in
-    /// the email history for `latchkey mail deliver`.
-    public static func runAfterResponse(environment: [String: String]) -> Int32 {
-        guard let path = environment["LATCHKEY_CONFIG"], let encoded = environment["LATCHKEY_AFTER"],
-              let work = AfterResponse(encoded: encoded) else { return 2 }
-        do {
-            let services = try Services(config: try SiteConfig.load(file: path))
-            let now = Clock.now()
-            let ids: [Int64]
-            switch work {
-            case let .forgot(email, locale, remoteAddr):
-                ids = try Recovery.requestFromWeb(email: email, language: locale, remoteAddr: remoteAddr, services: services, now: now)
-            case let .deliver(queued):
-                ids = queued
+            report("\(error); working inline")
+            do {
+                let services = try Services(config: config)
+                WorkQueue.deliver(try WorkQueue.perform(work, services: services), services: services)
+            } catch {
+                report("\(error)")
             }
-            for id in ids { try services.mailer.deliver(id: id, now: Clock.now()) }
-            return 0
+            return
+        }
+        guard let lock = queue.tryLock() else { return }
+        do {
+            guard try Subprocess.forkDetached(errorLog: Path.parent(of: database) + "/latchkey-worker.log") == .child else {
+                close(lock)
+                return
+            }
+            exit(queue.drain(lock: lock, config: config, report: report) == 0 ? 0 : 1)
         } catch {
-            log("after-response", "error", "\(error)")
-            return 1
+            report("cannot fork (\(error)); draining inline")
+            queue.drain(lock: lock, config: config, report: report)
         }
     }
 
@@ -116,6 +119,9 @@ final class ServicesOnce {
     private var services: Services?
 
     init(_ config: SiteConfig) { self.config = config }
+
+    /// Closes the database, if it was opened: before a fork, which an open connection must not cross.
+    func close() { services = nil }
 
     func get() throws -> Services {
         if let services { return services }

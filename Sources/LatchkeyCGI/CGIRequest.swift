@@ -34,6 +34,11 @@ public struct CGIRequest: Sendable {
     /// The `User-Agent`, printable ASCII only and cut to `maxUserAgentBytes`.
     public let userAgent: String
 
+    /// The variables `init(environment:)` reads.
+    public static let variables = ["REQUEST_METHOD", "QUERY_STRING", "PATH_INFO", "CONTENT_TYPE", "CONTENT_LENGTH",
+                                   "HTTP_COOKIE", "REMOTE_ADDR", "HTTPS", "REQUEST_SCHEME", "HTTP_ORIGIN",
+                                   "HTTP_SEC_FETCH_SITE", "HTTP_USER_AGENT"]
+
     /// Reads the request's variables from `environment`.
     public init(environment: [String: String]) {
         func value(_ name: String) -> String? {

@@ -1,32 +1,6 @@
 import LatchkeyAccounts
 import LatchkeyCore
 
-/// Work a CGI leaves for after its answer has gone out, so the answer never waits on it.
-public enum AfterResponse: Equatable, Sendable {
-    /// The "Forgot password?" work: look up, throttle, issue a link, mail it.
-    case forgot(email: String, locale: String, remoteAddr: String)
-    /// Deliver these queued messages.
-    case deliver([Int64])
-
-    /// The one-line form passed to the detached worker in its environment (never its argv,
-    /// which other local users can read in `ps`).
-    var encoded: String {
-        switch self {
-        case let .forgot(email, locale, remoteAddr): return ["forgot", email, locale, remoteAddr].joined(separator: "\t")
-        case let .deliver(ids): return "deliver\t" + ids.map(String.init).joined(separator: ",")
-        }
-    }
-
-    init?(encoded: String) {
-        let parts = encoded.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
-        switch parts.first {
-        case "forgot" where parts.count == 4: self = .forgot(email: parts[1], locale: parts[2], remoteAddr: parts[3])
-        case "deliver" where parts.count == 2: self = .deliver(parts[1].split(separator: ",").compactMap { Int64($0) })
-        default: return nil
-        }
-    }
-}
-
 /// A handler's result: the answer, and what to do once it has been sent.
 public struct Reply: Sendable {
     /// The answer to send.

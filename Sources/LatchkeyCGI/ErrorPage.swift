@@ -1,4 +1,3 @@
-import FoundationEssentials
 import LatchkeyCore
 
 /// The branded error pages `latchkey build` rendered, with a plain fallback for when the
@@ -11,7 +10,7 @@ enum ErrorPage {
         if let config {
             let code = locale.flatMap { config.locales.contains($0) ? $0 : nil } ?? config.defaultLocale
             let folder = config.resolve(config.output) + (code == config.defaultLocale ? "" : "/" + code)
-            html = FileManager.default.contents(atPath: folder + "/error-\(status).html").map { String(decoding: $0, as: UTF8.self) }
+            html = FileBytes.read(folder + "/error-\(status).html").map { String(decoding: $0, as: UTF8.self) }
         }
         let fallback = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>\(error.status) \(CGIResponse.reason(error.status))</title></head><body><h1>\(error.status) \(CGIResponse.reason(error.status))</h1></body></html>\n"
         return .page(status: error.status, html: html ?? fallback, headers: error.headers)

@@ -43,11 +43,11 @@ enum MembersEndpoint {
             path += "/index.html"
         }
         guard Path.isInside(path, folder), stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG,
-              info.st_size <= maxFileBytes, let data = FileManager.default.contents(atPath: path) else {
+              info.st_size <= maxFileBytes, let data = FileBytes.read(path, limit: maxFileBytes) else {
             throw HTTPError(404, "no members file \(relative.prefix(80))")
         }
         let type = types[String(path.split(separator: ".").last ?? "").lowercased()] ?? "application/octet-stream"
-        let body = context.request.method == "HEAD" ? [] : [UInt8](data)
+        let body = context.request.method == "HEAD" ? [] : data
         return Reply(CGIResponse(status: 200, headers: [("Content-Type", type)], body: body))
     }
 }

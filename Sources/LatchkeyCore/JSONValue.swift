@@ -11,11 +11,11 @@ public enum JSONValue: Equatable, Sendable {
 
     /// Reads and parses `path`; a syntax error becomes one line naming the file, line and column.
     public static func load(path: String) throws -> JSONValue {
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let data = FileBytes.read(path) else {
             throw CoreError.file(path: path, reason: "cannot read file")
         }
         do {
-            return try JSONParser.parse([UInt8](data))
+            return try JSONParser.parse(data)
         } catch let CoreError.file(_, reason) {
             throw CoreError.file(path: path, reason: "not valid JSON: \(reason)")
         }

@@ -15,7 +15,7 @@ public enum Path {
     /// The folder that holds `path`.
     public static func parent(of path: String) -> String {
         let parts = normalize(path).split(separator: "/")
-        return "/" + parts.dropLast().joined(separator: "/")
+        return slashJoined(parts.dropLast())
     }
 
     /// The last component of `path`.
@@ -31,7 +31,19 @@ public enum Path {
             if part == ".." { _ = parts.popLast(); continue }
             parts.append(part)
         }
-        return "/" + parts.joined(separator: "/")
+        return slashJoined(parts[...])
+    }
+
+    /// `/a/b/c` from `[a, b, c]`. A plain loop: the generic `joined(separator:)` looks up
+    /// protocol conformances at run time, which costs a CGI more than its whole config parse.
+    static func slashJoined(_ parts: ArraySlice<Substring>) -> String {
+        guard !parts.isEmpty else { return "/" }
+        var result = ""
+        for part in parts {
+            result += "/"
+            result += String(part)
+        }
+        return result
     }
 
     /// True when `path` is `folder` or lies inside it.

@@ -155,7 +155,7 @@ public struct SiteConfig: Sendable {
     /// `base_url` without a trailing slash, for building absolute links.
     public var origin: String {
         let parts = baseURL.split(separator: "/", maxSplits: 3, omittingEmptySubsequences: false)
-        return parts.count >= 3 ? parts[0...2].joined(separator: "/") : baseURL
+        return parts.count >= 3 ? String(parts[0]) + "//" + String(parts[2]) : baseURL
     }
 
     /// True when the public site is served over HTTPS.

@@ -33,7 +33,7 @@ public struct SiteKey: Sendable {
 
     /// Reads a key file: 64 hex characters and an optional newline.
     public static func load(path: String) throws -> SiteKey {
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let data = FileBytes.read(path, limit: 4096) else {
             throw CoreError.file(path: path, reason: "cannot read the site key (run `latchkey init`, or check permissions)")
         }
         let text = String(decoding: data, as: UTF8.self).trimmed

@@ -1,7 +1,7 @@
 import Glibc
 
-/// Starting other programs with `posix_spawn` (Swift offers no `fork`): the sendmail
-/// transport, and the detached worker a CGI leaves behind after it has answered.
+/// Other processes: the sendmail transport (`posix_spawn`), and the detached child a CGI
+/// leaves behind after it has answered (`fork`).
 public enum Subprocess {
     /// What a finished program did.
     public struct Outcome: Sendable {
@@ -66,21 +66,39 @@ public enum Subprocess {
         return Outcome(status: exit, stderr: String(decoding: captured, as: UTF8.self), timedOut: timedOut)
     }
 
-    /// Starts `path` in a new session with stdin and stdout on /dev/null and stderr appended to
-    /// `errorLog` (or /dev/null), and does not wait: the web server sees the CGI finish while
-    /// the child carries on.
-    public static func detach(_ path: String, _ arguments: [String], environment: [String: String], errorLog: String? = nil) throws {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, errorLog ?? "/dev/null", O_WRONLY | O_APPEND | O_CREAT, 0o640)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setflags(&attributes, Int16(posixSpawnSetsid))
-        _ = try spawn(path, arguments, actions: &actions, attributes: &attributes, environment: environment)
+    /// Which side of `forkDetached` a process is on.
+    public enum Side { case parent, child }
+
+    /// Forks a child that leaves the caller's session, with stdin and stdout on /dev/null and
+    /// stderr appended to `errorLog`: the web server sees the CGI end when the parent exits
+    /// while the child carries on. Forking (not starting a new program) means the child keeps
+    /// the parsed config and pays no second start-up. Call it with no database open: SQLite
+    /// connections must not cross a fork.
+    public static func forkDetached(errorLog: String) throws -> Side {
+        // lighttpd sends SIGTERM as soon as it has the answer; one that lands between fork()
+        // and setsid() must not kill the child.
+        let previous = signal(SIGTERM, SIG_IGN)
+        let pid = fork()
+        if pid != 0 {
+            signal(SIGTERM, previous)
+            guard pid > 0 else { throw CoreError.file(path: "fork", reason: String(cString: strerror(errno))) }
+            return .parent
+        }
+        _ = setsid()
+        signal(SIGTERM, SIG_DFL)
+        redirect(0, "/dev/null", O_RDONLY)
+        redirect(1, "/dev/null", O_WRONLY)
+        redirect(2, errorLog, O_WRONLY | O_APPEND | O_CREAT)
+        return .child
+    }
+
+    /// Points `fd` at `path` (or /dev/null when that cannot be opened).
+    static func redirect(_ fd: Int32, _ path: String, _ flags: Int32) {
+        var opened = open(path, flags | O_CLOEXEC, 0o640)
+        if opened < 0 { opened = open("/dev/null", O_RDWR | O_CLOEXEC) }
+        guard opened >= 0 else { return }
+        _ = dup2(opened, fd)
+        if opened != fd { close(opened) }
     }
 
     private static func spawn(_ path: String, _ arguments: [String], actions: inout posix_spawn_file_actions_t,
@@ -96,8 +114,6 @@ public enum Subprocess {
         return pid
     }
 
-    /// glibc's POSIX_SPAWN_SETSID, hidden from Swift behind _GNU_SOURCE.
-    static let posixSpawnSetsid: Int32 = 0x80
 
     /// The path of the running executable.
     public static func currentExecutable() -> String {

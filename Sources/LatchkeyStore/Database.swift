@@ -68,6 +68,9 @@ public final class Database {
         }
         try db.execute("PRAGMA foreign_keys=ON")
         try db.execute("PRAGMA synchronous=NORMAL")
+        // When the last connection closes it checkpoints; truncating the WAL then means the next
+        // process, which must rebuild the -shm index from the WAL, finds nothing to read.
+        try db.execute("PRAGMA journal_size_limit=0")
         return db
     }
 

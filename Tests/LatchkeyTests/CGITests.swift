@@ -81,13 +81,6 @@ import Testing
         #expect(text.hasSuffix("\r\n\r\n"))
     }
 
-    @Test func afterResponseWorkRoundTripsThroughItsEnvironmentForm() {
-        for work in [AfterResponse.forgot(email: "a@b.co", locale: "fr", remoteAddr: "127.0.0.1"), .deliver([1, 22, 333])] {
-            #expect(AfterResponse(encoded: work.encoded) == work)
-        }
-        #expect(AfterResponse(encoded: "rm -rf") == nil)
-    }
-
     @Test func nextMustBeAPathOnThisSite() {
         let config = SiteConfig(file: "/tmp/latchkey.json")
         #expect(SessionCookie.sameSitePath("/members/x.html", config) == "/members/x.html")

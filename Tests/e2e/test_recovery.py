@@ -4,11 +4,11 @@ Each test starts its own site and Apache (`make_site`, `apache`), drives the CGI
 and checks what a customer and an attacker can observe (answers, mail in the Maildir) and what
 the product must have done underneath (the SQLite database, read with the `sqlite3` CLI).
 
-Timing: `forgot` answers before doing anything; a detached copy of the CGI (the
-"after-response worker") then throttles, looks up, issues the token and delivers the mail. The
-tests wait for it with `wait_idle(site)` (no CGI process of this site is left running: both the
-CGI and its worker carry LATCHKEY_CONFIG in their environment) or by polling the Maildir with a
-deadline, never with a fixed long sleep.
+Timing: `forgot` queues its job in `var/queue/` and answers; a detached child forked from the
+CGI (the "after-response worker", one at a time per site) then throttles, looks up, issues the
+token and delivers the mail. The tests wait for it with `wait_idle(site)` (no CGI process of
+this site is left running: both the CGI and its forked worker carry LATCHKEY_CONFIG in their
+environment) or by polling the Maildir with a deadline, never with a fixed long sleep.
 
 Needs argon2-cffi (to verify stored password hashes independently of the product).
 """

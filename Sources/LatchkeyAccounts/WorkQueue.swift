@@ -1,0 +1,157 @@
+import Glibc
+import LatchkeyCore
+import LatchkeyStore
+
+/// Work a CGI leaves for after its answer has gone out, so the answer never waits on it.
+public enum AfterResponse: Equatable, Sendable {
+    /// The "Forgot password?" work: look up, throttle, issue a link, mail it.
+    case forgot(email: String, locale: String, remoteAddr: String)
+    /// Deliver these queued messages.
+    case deliver([Int64])
+
+    /// The one-line form stored in a queue file.
+    public var encoded: String {
+        switch self {
+        case let .forgot(email, locale, remoteAddr): return "forgot\t" + email + "\t" + locale + "\t" + remoteAddr
+        case let .deliver(ids):
+            var line = "deliver\t"
+            for (index, id) in ids.enumerated() { line += (index == 0 ? "" : ",") + String(id) }
+            return line
+        }
+    }
+
+    /// Parses `encoded`; nil for anything else.
+    public init?(encoded: String) {
+        let parts = encoded.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+        switch parts.first {
+        case "forgot" where parts.count == 4: self = .forgot(email: parts[1], locale: parts[2], remoteAddr: parts[3])
+        case "deliver" where parts.count == 2: self = .deliver(parts[1].split(separator: ",").compactMap { Int64($0) })
+        default: return nil
+        }
+    }
+}
+
+/// A folder of after-response jobs, one file each, beside the database (`var/queue/`), and
+/// one lock that at most one drainer holds.
+///
+/// A CGI writes its job here before answering, so the request survives whatever happens
+/// next; then, if no drainer holds the lock, it forks one. However many requests arrive, one
+/// process at a time works the queue, oldest first, and a job file is removed only once its
+/// transaction has committed. `latchkey mail deliver` drains it too.
+public struct WorkQueue {
+    /// The queue's folder.
+    public let folder: String
+
+    /// The queue of the site whose database is `database`.
+    public init(database: String) { folder = Path.parent(of: database) + "/queue" }
+
+    /// Stores `work` as a new job file (written under a dot-name, then renamed into place,
+    /// so a drainer never reads half a job). Creates the folder on first use.
+    public func add(_ work: AfterResponse) throws {
+        if mkdir(folder, 0o750) != 0 && errno != EEXIST { throw failure("cannot create the queue folder") }
+        var stamp = timespec()
+        clock_gettime(CLOCK_REALTIME, &stamp)
+        // Names sort oldest first; pid and a random part keep concurrent CGIs apart.
+        let name = String(stamp.tv_sec * 1_000_000_000 + Int(stamp.tv_nsec)) + "-" + String(getpid()) + "-" + Sodium.hex(Sodium.randomBytes(4))
+        let temporary = folder + "/." + name, final = folder + "/" + name
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw failure("cannot write a job") }
+        let bytes = Array((work.encoded + "\n").utf8)
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        guard written == bytes.count, rename(temporary, final) == 0 else {
+            unlink(temporary)
+            throw failure("cannot write a job")
+        }
+    }
+
+    /// Job names waiting, oldest first.
+    public func pending() -> [String] {
+        guard let dir = opendir(folder) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+            if !name.hasPrefix(".") { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    /// The drainer's lock, if nobody else holds it: an open descriptor to pass to `drain`
+    /// (a forked child inherits it), or nil.
+    public func tryLock() -> Int32? {
+        let fd = open(folder + "/.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return nil }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { close(fd); return nil }
+        return fd
+    }
+
+    /// Works every job, holding `lock` (from `tryLock`), and closes it. After letting go of the
+    /// lock it looks once more: a CGI that queued a job while we held the lock did not start a
+    /// drainer of its own. `report` hears about each job that failed. When the key or database
+    /// cannot be used the job stays and draining stops, for the next drainer; any other failure
+    /// is reported and the job removed, so one bad job cannot block the queue. Returns the
+    /// number of failures.
+    @discardableResult
+    public func drain(lock: Int32, config: SiteConfig, report: (String) -> Void) -> Int {
+        defer { close(lock) }
+        var failures = 0
+        var services: Services?
+        while true {
+            for name in pending() {
+                do {
+                    if services == nil { services = try Services(config: config) }
+                } catch {
+                    report("cannot open the site (\(error)); \(pending().count) jobs wait")
+                    return failures + 1
+                }
+                do {
+                    try run(name, services: services!)
+                } catch let error as StoreError {
+                    report("job \(name) stays queued: \(error)")
+                    return failures + 1
+                } catch {
+                    failures += 1
+                    report("job \(name) dropped: \(error)")
+                    unlink(folder + "/" + name)
+                }
+            }
+            flock(lock, LOCK_UN)
+            if pending().isEmpty || flock(lock, LOCK_EX | LOCK_NB) != 0 { return failures }
+        }
+    }
+
+    /// One job: its database work, then removal of its file, then its mail.
+    func run(_ name: String, services: Services) throws {
+        let path = folder + "/" + name
+        guard let bytes = FileBytes.read(path, limit: 4096) else { return }
+        let line = String(decoding: bytes, as: UTF8.self)
+        guard let work = AfterResponse(encoded: line.hasSuffix("\n") ? String(line.dropLast()) : line) else {
+            unlink(path)
+            throw CoreError.file(path: path, reason: "not a queued job; removed")
+        }
+        let ids = try WorkQueue.perform(work, services: services)
+        unlink(path)
+        WorkQueue.deliver(ids, services: services)
+    }
+
+    /// `work`'s database part; returns the ids of the mail it queued.
+    public static func perform(_ work: AfterResponse, services: Services) throws -> [Int64] {
+        switch work {
+        case let .forgot(email, locale, remoteAddr):
+            return try Recovery.requestFromWeb(email: email, language: locale, remoteAddr: remoteAddr, services: services, now: Clock.now())
+        case let .deliver(queued):
+            return queued
+        }
+    }
+
+    /// Sends queued mail now. A failed delivery stays in the email history, marked for retry by
+    /// `latchkey mail deliver`.
+    public static func deliver(_ ids: [Int64], services: Services) {
+        for id in ids { _ = try? services.mailer.deliver(id: id, now: Clock.now()) }
+    }
+
+    private func failure(_ reason: String) -> CoreError {
+        CoreError.file(path: folder, reason: reason + " (" + String(cString: strerror(errno)) + ")")
+    }
+}

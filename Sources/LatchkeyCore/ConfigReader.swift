@@ -18,7 +18,7 @@ struct ConfigReader {
         guard case .object = value else {
             throw CoreError.config(file: file, key: path.isEmpty ? "(top level)" : path, reason: "must be an object")
         }
-        if let unknown = members.keys.sorted().first(where: { !known.contains($0) }) {
+        if let unknown = members.keys.filter({ !known.contains($0) }).min() {
             throw error(unknown, "unknown key (known keys: \(known.sorted().joined(separator: ", ")))")
         }
     }

@@ -43,14 +43,16 @@ extension String {
     /// True when any character is a C0 control (CR, LF, NUL, tab…) or DEL: such text must
     /// never reach a mail header or a log line.
     public var hasControlCharacters: Bool {
-        unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7f }
+        // Bytes, not scalars: every control character is one byte below 0x80 in UTF-8.
+        utf8.contains { $0 < 0x20 || $0 == 0x7f }
     }
 
     /// The string without leading and trailing spaces, tabs and line breaks.
     public var trimmed: String {
-        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
-        guard let start = firstIndex(where: { !isSpace($0) }),
-              let end = lastIndex(where: { !isSpace($0) }) else { return "" }
+        // On UTF-8 bytes: the four are ASCII, so the cut always falls between characters.
+        let isSpace: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }
+        guard let start = utf8.firstIndex(where: { !isSpace($0) }),
+              let end = utf8.lastIndex(where: { !isSpace($0) }) else { return "" }
         return String(self[start...end])
     }
 

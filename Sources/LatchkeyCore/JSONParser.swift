@@ -65,6 +65,20 @@ struct JSONParser {
 
     private mutating func string() throws -> String {
         index += 1
+        // Most strings hold no escape: take them as one slice.
+        var end = index, ascii = true
+        while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20 {
+            ascii = ascii && bytes[end] < 0x80
+            end += 1
+        }
+        if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
+            // ASCII needs no UTF-8 validation (and validating is the slow part).
+            guard let text = ascii ? String(decoding: bytes[index..<end], as: UTF8.self) : String(validating: bytes[index..<end], as: UTF8.self) else {
+                throw failure("string is not valid UTF-8")
+            }
+            index = end + 1
+            return text
+        }
         var out: [UInt8] = []
         while index < bytes.count {
             let byte = bytes[index]
@@ -114,7 +128,7 @@ struct JSONParser {
 
     private mutating func number() throws -> Double {
         let start = index
-        while index < bytes.count, "+-0123456789.eE".utf8.contains(bytes[index]) { index += 1 }
+        while index < bytes.count, JSONParser.isNumberByte(bytes[index]) { index += 1 }
         let text = String(decoding: bytes[start..<index], as: UTF8.self)
         guard !text.isEmpty, let value = Double(text), !text.hasPrefix("+"), !text.hasPrefix("."), !text.hasSuffix("."),
               value.isFinite else {
@@ -132,10 +146,23 @@ struct JSONParser {
         index += expected.count
     }
 
+    /// A digit, sign, point or exponent mark.
+    static func isNumberByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E"): return true
+        default: return false
+        }
+    }
+
     private func peek(_ byte: UInt8) -> Bool { index < bytes.count && bytes[index] == byte }
 
     private mutating func skipSpace() {
-        while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
+        while index < bytes.count {
+            switch bytes[index] {
+            case 0x20, 0x09, 0x0A, 0x0D: index += 1
+            default: return
+            }
+        }
     }
 
     /// An error at the current position, as `line L, column C: reason`.

@@ -69,7 +69,9 @@ public final class Database {
         try db.execute("PRAGMA foreign_keys=ON")
         try db.execute("PRAGMA synchronous=NORMAL")
         // When the last connection closes it checkpoints; truncating the WAL then means the next
-        // process, which must rebuild the -shm index from the WAL, finds nothing to read.
+        // process, which must rebuild the -shm index from the WAL, finds nothing to read. (Leaving
+        // the checkpoint to a later writer does not work here: every CGI is the first connection,
+        // its rebuilt index counts no frame as copied, so each writer would copy them all again.)
         try db.execute("PRAGMA journal_size_limit=0")
         return db
     }

@@ -127,6 +127,7 @@ class NginxServer(_DaemonServer):
         self.fcgiwrap: subprocess.Popen | None = None
         self.fcgiwrap_socket: Path | None = None
         self.fcgiwrap_log = self.runtime_dir / "fcgiwrap.log"
+        self.fcgiwrap_children = 1  # fcgiwrap's default; the benchmark runs more
 
     def _launch(self) -> None:
         first = self.config_text.splitlines()[0] if self.config_text else ""
@@ -156,7 +157,7 @@ class NginxServer(_DaemonServer):
             if ids:
                 kwargs = {"user": ids[0], "group": ids[1], "extra_groups": []}
             self.fcgiwrap = subprocess.Popen(
-                ["fcgiwrap", "-s", f"unix:{sock}"], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                ["fcgiwrap", "-c", str(self.fcgiwrap_children), "-s", f"unix:{sock}"], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                 env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, cwd="/", start_new_session=True, **kwargs)
         finally:
             log.close()

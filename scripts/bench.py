@@ -64,6 +64,39 @@ int main(int argc, char **argv) {
 }
 '''
 
+# What any CGI that keeps its data in SQLite pays: C, opening the site's database the way the
+# CGIs do (WAL files kept) and running the session look-up by its indexed hash.
+SQLITE_C = r'''#include <libgen.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+int main(void) {
+    const char *config = getenv("LATCHKEY_CONFIG");
+    if (!config) return 1;
+    char folder[4096], path[4200];
+    strncpy(folder, config, sizeof folder - 1);
+    folder[sizeof folder - 1] = 0;
+    snprintf(path, sizeof path, "%s/var/latchkey.sqlite3", dirname(folder));
+    sqlite3 *db;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) return 1;
+    sqlite3_busy_timeout(db, 5000);
+    int persist = 1;
+    sqlite3_file_control(db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+    sqlite3_stmt *statement;
+    if (sqlite3_prepare_v2(db, "SELECT s.id, s.expires_at, p.kind FROM session s JOIN person p ON p.id = s.person_id "
+                               "WHERE s.id_hash = ?", -1, &statement, NULL) != SQLITE_OK) return 1;
+    unsigned char hash[32] = {0};
+    sqlite3_bind_blob(statement, 1, hash, sizeof hash, SQLITE_STATIC);
+    int status = sqlite3_step(statement);
+    sqlite3_finalize(statement);
+    sqlite3_close(db);
+    if (status != SQLITE_ROW && status != SQLITE_DONE) return 1;
+    fputs("Status: 204 No Content\r\n\r\n", stdout);  /* found or not, the work is the same */
+    return 0;
+}
+'''
+
 # Peak memory: a small parent forks and execs the program, so the child's peak resident set
 # (wait4's ru_maxrss) is the program's own and not a copy of a large parent's.
 PEAK_C = r'''#include <stdio.h>
@@ -239,6 +272,8 @@ def main():
     sh("gcc", "-O2", "-o", cgi / "noop", work / "noop.c")
     (work / "argon2.c").write_text(ARGON2_C)
     sh("gcc", "-O2", "-o", work / "argon2", work / "argon2.c", "-lsodium")
+    (work / "sqlite.c").write_text(SQLITE_C)
+    sh("gcc", "-O2", "-o", cgi / "c-sqlite", work / "sqlite.c", "-lsqlite3")
     (work / "peak.c").write_text(PEAK_C)
     sh("gcc", "-O2", "-o", work / "peak", work / "peak.c")
     site = make_site()
@@ -286,6 +321,7 @@ def startup(site, cgi, work):
     with_cookie = dict(get, HTTP_COOKIE=cookie)
     programs = {
         "C no-op CGI (the floor)": ([str(cgi / "noop")], dict(base, **get), None),
+        "C CGI: open the database, one session look-up (libsqlite3)": ([str(cgi / "c-sqlite")], dict(base, **get), None),
         "session GET, no cookie": ([str(cgi / "session")], dict(base, **get), None),
         "session GET, valid cookie": ([str(cgi / "session")], dict(base, **with_cookie), None),
         "reset GET, valid link": ([str(cgi / "reset")], dict(base, **get, QUERY_STRING=site.token), None),
@@ -328,8 +364,10 @@ def requests_per_second(site, cgi, work):
     # no-op (nginx routes only the endpoint names), measured alternately with the real one.
     floor_cgi = work / "floor-cgi"
     floor_cgi.mkdir(exist_ok=True)
-    for name in ["login", "logout", "forgot", "reset", "account", "session", "members"]:
+    for name in ["login", "logout", "forgot", "account", "session", "members"]:
         shutil.copy(cgi / "noop", floor_cgi / name)
+    # …except `reset`, which there is the C program that opens the database and looks a session up.
+    shutil.copy(cgi / "c-sqlite", floor_cgi / "reset")
     for kind in ["apache", "nginx", "lighttpd"]:
         floor_server, server = make_server(kind, site, cgi_dir=floor_cgi), make_server(kind, site, cgi_dir=cgi)
         for each in (floor_server, server):
@@ -346,9 +384,10 @@ def requests_per_second(site, cgi, work):
                 ("login POST, right password", "/cgi-bin/login", lua(work, "login", "POST", f"email=known%40example.com&password={PASSWORD}")),
             ]
             out = []
-            for name, path, script in rows:
+            for name, path, script in [("C CGI: open the database, one session look-up", None, None)] + rows:
                 floor, _ = wrk(floor_server.url + "/cgi-bin/session")
-                rate, errors = wrk(server.url + path, script)
+                target = floor_server.url + "/cgi-bin/reset" if path is None else server.url + path
+                rate, errors = wrk(target, script)
                 wait_drained(site)
                 ratio = "—" if name.startswith(("static", "login")) else f"{rate / floor:.2f}×"
                 out.append((name, f"{rate:,.0f}", f"{floor:,.0f}", ratio, errors))

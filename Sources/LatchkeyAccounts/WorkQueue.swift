@@ -51,8 +51,9 @@ public struct WorkQueue {
         if mkdir(folder, 0o750) != 0 && errno != EEXIST { throw failure("cannot create the queue folder") }
         var stamp = timespec()
         clock_gettime(CLOCK_REALTIME, &stamp)
-        // Names sort oldest first; pid and a random part keep concurrent CGIs apart.
-        let name = String(stamp.tv_sec * 1_000_000_000 + Int(stamp.tv_nsec)) + "-" + String(getpid()) + "-" + Sodium.hex(Sodium.randomBytes(4))
+        // Names sort oldest first; pid and a random part keep concurrent CGIs apart. (The random
+        // part needs no secrecy, so the standard generator does, without starting libsodium.)
+        let name = String(stamp.tv_sec * 1_000_000_000 + Int(stamp.tv_nsec)) + "-" + String(getpid()) + "-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
         let temporary = folder + "/." + name, final = folder + "/" + name
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw failure("cannot write a job") }

@@ -33,7 +33,7 @@ struct TemplateParser {
         for (offset, raw) in source.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = pending.map { $0.0 + "\n" + raw } ?? String(raw)
             let number = pending?.1 ?? offset + 1
-            if let open = line.ranges(of: "{{!").last, !line[open.upperBound...].contains("}}") {
+            if TemplateParser.endsInsideComment(line) {
                 pending = (line, number)
                 continue
             }
@@ -42,6 +42,24 @@ struct TemplateParser {
         }
         if let pending { result.append(pending) }
         return result
+    }
+
+    /// True when the line's last `{{!` has no `}}` after it: the comment goes on to the next
+    /// line. A byte scan: both marks are ASCII.
+    static func endsInsideComment(_ line: String) -> Bool {
+        let bytes = Array(line.utf8)
+        var lastOpen: Int?
+        var index = 0
+        while index + 2 < bytes.count {
+            if bytes[index] == UInt8(ascii: "{"), bytes[index + 1] == UInt8(ascii: "{"), bytes[index + 2] == UInt8(ascii: "!") { lastOpen = index + 3 }
+            index += 1
+        }
+        guard var index = lastOpen else { return false }
+        while index + 1 < bytes.count {
+            if bytes[index] == UInt8(ascii: "}"), bytes[index + 1] == UInt8(ascii: "}") { return false }
+            index += 1
+        }
+        return true
     }
 
     private func tokenize(_ line: String, line number: Int) throws -> [Token] {

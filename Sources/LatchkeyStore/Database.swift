@@ -35,13 +35,19 @@ public final class Database {
     let handle: OpaquePointer
     /// The file this connection is open on.
     public let path: String
+    /// Prepared statements by SQL text. Parsing a statement costs more than running it, and the
+    /// after-response worker runs the same few statements for every job it works.
+    private var statements: [String: OpaquePointer] = [:]
 
     private init(handle: OpaquePointer, path: String) {
         self.handle = handle
         self.path = path
     }
 
-    deinit { sqlite3_close_v2(handle) }
+    deinit {
+        for statement in statements.values { sqlite3_finalize(statement) }
+        sqlite3_close_v2(handle)
+    }
 
     /// The one open routine: busy timeout, WAL (checked), foreign keys, `synchronous=NORMAL`.
     /// `create` is for `latchkey init`; a CGI never creates a missing database.
@@ -88,11 +94,12 @@ public final class Database {
 
     /// Runs one statement and returns its rows.
     public func query(_ sql: String, _ parameters: [SQLValue] = []) throws -> [Row] {
-        var statement: OpaquePointer?
-        guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK, let statement else {
-            throw failure(sql)
+        let statement = try prepared(sql)
+        // Reset whatever happens: a statement left mid-step would keep its read transaction open.
+        defer {
+            sqlite3_reset(statement)
+            sqlite3_clear_bindings(statement)
         }
-        defer { sqlite3_finalize(statement) }
         for (index, value) in parameters.enumerated() {
             let position = Int32(index + 1)
             let status: Int32
@@ -127,6 +134,17 @@ public final class Database {
             rows.append(Row(values: values))
         }
         return rows
+    }
+
+    /// The prepared form of `sql`, made once per connection.
+    private func prepared(_ sql: String) throws -> OpaquePointer {
+        if let statement = statements[sql] { return statement }
+        var statement: OpaquePointer?
+        guard sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil) == SQLITE_OK, let statement else {
+            throw failure(sql)
+        }
+        statements[sql] = statement
+        return statement
     }
 
     /// Runs `body` in a `BEGIN IMMEDIATE` transaction: the write lock is taken up front, so two

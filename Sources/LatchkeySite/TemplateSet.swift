@@ -1,4 +1,3 @@
-import FoundationEssentials
 import LatchkeyCore
 
 /// The site's templates folder: `pages/`, `partials/`, `email/` and `email/partials/`,
@@ -32,7 +31,7 @@ public final class TemplateSet {
     private func load(_ relative: String, optional: Bool = false) throws -> Template? {
         if let cached = cache[relative] { return cached }
         let path = Path.join(folder, relative)
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let data = FileBytes.read(path) else {
             if optional { return nil }
             throw CoreError.file(path: path, reason: "template not found")
         }

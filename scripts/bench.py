@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "Tests" / "e2e"))
 sys.path.insert(0, str(ROOT / "scripts"))
-from lkserver import Site, latchkey_bin, run_latchkey, site_processes  # noqa: E402
+from lkserver import Site, latchkey_bin, run_latchkey  # noqa: E402
 from servers import make_server  # noqa: E402
 from django_peer import DjangoPeer  # noqa: E402
 

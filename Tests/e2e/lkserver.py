@@ -608,6 +608,18 @@ def site_processes(site: Site) -> list[int]:
     return busy
 
 
+def poll(fetch, done=bool, timeout: float = 5.0, interval: float = 0.05, what: str = "condition"):
+    """Calls fetch() until done(value); returns the value. Fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fetch()
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout:.1f}s; last value: {value!r}")
+        time.sleep(interval)
+
+
 def wait_site_idle(site: Site, timeout: float = 10.0) -> None:
     """Waits until no CGI or after-response worker of `site` runs; fails after `timeout`."""
     deadline = time.monotonic() + timeout

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from lkserver import ApacheServer, Site, latchkey_bin, run_latchkey
+from lkserver import ApacheServer, Site, latchkey_bin, poll, run_latchkey
 
 MAIL_TIMEOUT = 15.0
 TOKEN_LINK = r"/cgi-bin/reset\?token=[A-Za-z0-9_-]{20,}"
@@ -253,17 +253,6 @@ def served(site, apache) -> tuple[Site, ApacheServer]:
     return site, apache(site)
 
 
-def poll(predicate, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
 # === 1. user add / user reset: exact messages, printed links, the web flow ===============
 
 def test_user_add_prints_exact_message_and_welcome_link_and_emails_it(served):
@@ -345,7 +334,7 @@ def test_user_reset_reuses_link_within_window_and_issues_new_link_after(make_sit
     sent_at = show_json(site, "ann@example.com")["reset"]["sent_at"]
 
     # wait out the 3s window (the clock is in whole seconds)
-    poll(lambda: time.time() >= sent_at + 4, 10, "the reuse window to pass")
+    poll(lambda: time.time() >= sent_at + 4, timeout=10, interval=0.2, what="the reuse window to pass")
     third = ok(site, "user", "reset", "ann@example.com")
     assert lines_of(third)[0] == RESET_SENT
     link3 = lines_of(third)[1]
@@ -410,7 +399,7 @@ def test_user_show_lists_reset_link_within_reuse_window_and_not_after(make_site)
     assert {"link", "sent_at", "sent_by", "expires_at"} <= set(record["reset"])
 
     sent_at = record["reset"]["sent_at"]
-    poll(lambda: time.time() >= sent_at + 4, 10, "the reuse window to pass")
+    poll(lambda: time.time() >= sent_at + 4, timeout=10, interval=0.2, what="the reuse window to pass")
     after = ok(site, "user", "show", "ann@example.com").stdout
     assert "Reset password email sent" not in after.split("email history")[0], after
     assert link not in after, after
@@ -476,7 +465,7 @@ def test_mail_deliver_sends_failed_message_once_retry_delay_has_passed(site):
         assert re.fullmatch(r"mail deliver: \d+ sent, \d+ failed, \d+ waiting", outputs[-1]), outputs[-1]
         return outputs[-1] == "mail deliver: 1 sent, 0 failed, 0 waiting"
 
-    poll(delivered, 10, f"mail deliver to send the message (outputs: {outputs})", interval=0.3)
+    poll(delivered, timeout=10, interval=0.3, what="mail deliver to send the message")
     assert "ann@example.com" in sink.read_text()
     assert [m["status"] for m in show_json(site, "ann@example.com")["email_history"]] == ["sent"]
     assert ok(site, "mail", "deliver").stdout.strip() == "mail deliver: 0 sent, 0 failed, 0 waiting"

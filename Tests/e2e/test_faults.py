@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from lkserver import (
-    CGIAnswer, integrity_check, run_cgi, site_sql, start_cgi, verifies, wait_site_idle, web_user_kwargs,
+    CGIAnswer, integrity_check, poll, run_cgi, site_sql, start_cgi, verifies, wait_site_idle, web_user_kwargs,
 )
 import maildir as mail
 
@@ -86,17 +86,6 @@ def assert_error_page(answer, status, site, what):
     assert site.read_config()["site_name"].encode() in answer.body, f"{what}: not the site's branded page"
 
 
-def poll(fetch, done, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if done(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout:.1f}s; last value: {value!r}")
-        time.sleep(0.05)
-
-
 # =========================================================================================================
 # Mail transport faults
 # =========================================================================================================
@@ -142,8 +131,8 @@ def forgot_fails_then_mail_deliver_sends(server, broken_transport, working, outb
     assert (unknown.status, unknown.headers["location"], unknown.body) == \
         (answer.status, answer.headers["location"], answer.body), "the answer must not depend on the mail outcome"
 
-    rows = poll(lambda: mail_rows(site), lambda r: r and r[-1]["status"] == "failed", fail_within,
-                "the message to be marked failed")
+    rows = poll(lambda: mail_rows(site), lambda r: r and r[-1]["status"] == "failed", timeout=fail_within,
+                what="the message to be marked failed")
     entry = rows[-1]
     assert re.search(error_pattern, entry["last_error"], re.I), f"error {entry['last_error']!r} !~ {error_pattern}"
     wait_site_idle(site)

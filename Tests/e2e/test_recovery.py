@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from lkserver import Response, deep_merge, run_cgi, site_dump, site_processes, site_sql, verifies
+from lkserver import Response, deep_merge, poll, run_cgi, site_dump, site_sql, verifies, wait_site_idle
 
 HERE = Path(__file__).resolve().parent
 
@@ -186,28 +186,10 @@ def wait_idle(site, timeout=10.0, settle=0.0):
     """Waits until no CGI or after-response worker of `site` runs, then `settle` more seconds
     (covers a worker started just as the scan ran). Fails when they outlive the deadline."""
     deadline = time.monotonic() + timeout
-    while True:
-        busy = site_processes(site)
-        if not busy:
-            break
-        if time.monotonic() > deadline:
-            raise AssertionError(f"CGI/worker processes {busy} still running after {timeout:.0f}s")
-        time.sleep(0.02)
+    wait_site_idle(site, timeout)
     if settle:
         time.sleep(settle)
         wait_idle(site, timeout=max(0.1, deadline - time.monotonic()))
-
-
-def poll(fetch, done, timeout=5.0, interval=0.05, what="condition"):
-    """Calls fetch() until done(value); returns the value. Fails after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if done(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout:.1f}s; last value: {value!r}")
-        time.sleep(interval)
 
 
 def sleep_until(epoch_seconds: float):

@@ -608,6 +608,23 @@ def site_processes(site: Site) -> list[int]:
     return busy
 
 
+def admin_ok(site: Site, *args, input=None, env=None):
+    """`latchkey ARGS` on `site` as the admin, which must succeed; var/ then goes back to the web user."""
+    result = site.latchkey(*args, input=input, env=env)
+    site.chown_var()
+    assert result.returncode == 0, f"latchkey {' '.join(map(str, args))}: {result.stdout}{result.stderr}"
+    return result
+
+
+def add_customer(site: Site, address: str, password: str | None, offer: str = "gold") -> None:
+    """A customer with access to `offer` (created when missing) and, unless None, `password`."""
+    if not site_sql(site, f"SELECT 1 FROM offer WHERE slug = '{offer}'"):
+        admin_ok(site, "offer", "add", offer, "--name", offer.title())
+    admin_ok(site, "user", "add", address, "--no-email", "--offer", offer)
+    if password:
+        admin_ok(site, "user", "set-password", address, input=password + "\n")
+
+
 def poll(fetch, done=bool, timeout: float = 5.0, interval: float = 0.05, what: str = "condition"):
     """Calls fetch() until done(value); returns the value. Fails after `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from lkserver import (
-    CGIAnswer, integrity_check, poll, run_cgi, site_sql, start_cgi, verifies, wait_site_idle, web_user_kwargs,
+    CGIAnswer, add_customer as shared_add_customer, admin_ok, integrity_check, poll, run_cgi, site_sql, start_cgi, verifies, wait_site_idle, web_user_kwargs,
 )
 import maildir as mail
 
@@ -36,18 +36,11 @@ TOKEN_RE = re.compile(r"token=([A-Za-z0-9_-]{43})")
 
 
 # --- helpers ------------------------------------------------------------------------------------------
-def admin(site, *args, input=None, env=None):
-    result = site.latchkey(*args, input=input, env=env)
-    site.chown_var()
-    assert result.returncode == 0, f"latchkey {' '.join(map(str, args))}: {result.stdout}{result.stderr}"
-    return result
+admin = admin_ok
 
 
 def add_customer(site, address=CUSTOMER, password=PASSWORD):
-    if not site_sql(site, f"SELECT 1 FROM offer WHERE slug = '{OFFER}'"):
-        admin(site, "offer", "add", OFFER, "--name", "Gold")
-    admin(site, "user", "add", address, "--no-email", "--offer", OFFER)
-    admin(site, "user", "set-password", address, input=password + "\n")
+    shared_add_customer(site, address, password, OFFER)
 
 
 def issue_token(site, address=CUSTOMER) -> str:

@@ -11,7 +11,7 @@ import time
 
 
 import maildir as mail
-from lkserver import HttpsApacheServer, site_dump, site_sql, wait_site_idle, verifies
+from lkserver import HttpsApacheServer, add_customer as shared_add_customer, admin_ok, site_dump, site_sql, wait_site_idle, verifies
 
 CUSTOMER = "ann.customer@example.com"
 OTHER = "bob.other@example.com"
@@ -26,19 +26,11 @@ NOT_COMPARED = {"date", "transfer-encoding", "content-length"}
 
 
 # --- helpers ------------------------------------------------------------------------------------------
-def admin(site, *args, input=None, env=None):
-    result = site.latchkey(*args, input=input, env=env)
-    site.chown_var()
-    assert result.returncode == 0, f"latchkey {' '.join(map(str, args))}: {result.stdout}{result.stderr}"
-    return result
+admin = admin_ok
 
 
 def add_customer(site, address=CUSTOMER, password=PASSWORD):
-    if not site_sql(site, f"SELECT 1 FROM offer WHERE slug = '{OFFER}'"):
-        admin(site, "offer", "add", OFFER, "--name", "Gold")
-    admin(site, "user", "add", address, "--no-email", "--offer", OFFER)
-    if password:
-        admin(site, "user", "set-password", address, input=password + "\n")
+    shared_add_customer(site, address, password, OFFER)
 
 
 def served(make_site, apache, customers=((CUSTOMER, PASSWORD),), **overrides):

@@ -56,6 +56,7 @@ public enum CGIApp {
             queueAfterResponse(after, config: config)
         }
         reply.response.write()
+        services?.finish(errorLog: config.map { Path.parent(of: $0.resolve($0.database)) + "/latchkey-worker.log" })
         return 0
     }
 
@@ -122,6 +123,22 @@ final class ServicesOnce {
 
     /// Closes the database, if it was opened: before a fork, which an open connection must not cross.
     func close() { services = nil }
+
+    /// After the answer. A connection that wrote is closed once the server has the whole answer:
+    /// closing checkpoints the commit into the database file, two fsyncs the customer need not
+    /// wait for (the commit itself is already in the WAL, visible to every other process). One
+    /// that only read is left to the process's exit, which drops its locks: it has nothing to
+    /// checkpoint, and freeing the schema and statements would only cost time.
+    func finish(errorLog: String?) {
+        guard let open = services else { return }
+        services = nil
+        guard open.db.totalChanges > 0, let errorLog else {
+            _ = Unmanaged.passRetained(open)
+            return
+        }
+        // `open` is the last reference: it is released, and the database closed, after this.
+        withExtendedLifetime(open) { Subprocess.endAnswer(errorLog: errorLog) }
+    }
 
     func get() throws -> Services {
         if let services { return services }

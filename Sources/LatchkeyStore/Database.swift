@@ -161,6 +161,9 @@ public final class Database {
         }
     }
 
+    /// Rows this connection has inserted, updated or deleted since it opened.
+    public var totalChanges: Int { Int(sqlite3_total_changes(handle)) }
+
     /// Rows changed by the last statement.
     public var changes: Int { Int(sqlite3_changes(handle)) }
 

@@ -8,13 +8,14 @@ test uses its own customer addresses so tests stay independent. Redirects are ne
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
 import urllib.parse
 from pathlib import Path
 
 import pytest
 
-from lkserver import Site, deep_merge
+from lkserver import Site, deep_merge, wait_site_idle
 from servers import SERVER_KINDS, make_server
 
 HERE = Path(__file__).resolve().parent
@@ -204,6 +205,26 @@ def test_login_journey(srv):
     # Logging in again with the changed password works.
     again = login(srv, address, THIRD_PASSWORD)
     assert again.status == 303 and where(again) == srv.url + "/members/", describe(srv, again)
+
+
+def test_a_login_is_checkpointed_after_its_answer_under_every_server(srv):
+    """`login` answers, ends its answer (lighttpd sends SIGTERM then) and only then closes the
+    database, whose checkpoint must still run to the end: the WAL is left empty and the session
+    is in the database file itself, and nothing went wrong in the after-answer log."""
+    address = new_customer(srv)
+    resp = login(srv, address, PASSWORD)
+    assert resp.status == 303 and where(resp) == srv.url + "/members/", describe(srv, resp)
+    wait_site_idle(srv.site)
+    wal = srv.site.var / "latchkey.sqlite3-wal"
+    assert not wal.exists() or wal.stat().st_size == 0, f"WAL left with {wal.stat().st_size} bytes: the checkpoint was cut short"
+    # Read the database file alone (immutable: no WAL, no locks), as a crash would leave it.
+    uri = f"file:{srv.site.var / 'latchkey.sqlite3'}?immutable=1"
+    with sqlite3.connect(uri, uri=True) as db:
+        sessions = db.execute("SELECT count(*) FROM session JOIN person ON person.id = session.person_id "
+                              "WHERE person.email = ?", (address,)).fetchone()[0]
+    assert sessions == 1
+    log = srv.site.var / "latchkey-worker.log"
+    assert "login" not in (log.read_text() if log.exists() else ""), log.read_text()
 
 
 def test_links_in_mail_come_from_base_url_not_the_host_header(srv):

@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "Tests" / "e2e"))
 sys.path.insert(0, str(ROOT / "scripts"))
-from lkserver import Site, latchkey_bin, run_latchkey  # noqa: E402
+from lkserver import Site, latchkey_bin, run_latchkey, wait_site_idle  # noqa: E402
 from servers import make_server  # noqa: E402
 from django_peer import DjangoPeer  # noqa: E402
 
@@ -410,6 +410,7 @@ def login_answer(site, cgi, work, stored):
         for _ in range(40):
             times["raw"] += latencies("/cgi-bin/login", raw_server.url, "POST", body, count=1)
             times["login"] += latencies("/cgi-bin/login", server.url, "POST", body, count=1)
+            wait_site_idle(site)  # login's checkpoint, after its answer, must not slow the next hash
     finally:
         server.cleanup()
         raw_server.cleanup()

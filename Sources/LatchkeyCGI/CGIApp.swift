@@ -55,6 +55,9 @@ public enum CGIApp {
             services?.close()
             queueAfterResponse(after, config: config)
         }
+        // A request that wrote closes its database after answering (see `finish`). lighttpd sends
+        // SIGTERM the moment it has read the answer, so from before the write it is ignored.
+        if services?.wrote == true { signal(SIGTERM, SIG_IGN) }
         reply.response.write()
         services?.finish(errorLog: config.map { Path.parent(of: $0.resolve($0.database)) + "/latchkey-worker.log" })
         return 0
@@ -124,11 +127,15 @@ final class ServicesOnce {
     /// Closes the database, if it was opened: before a fork, which an open connection must not cross.
     func close() { services = nil }
 
+    /// True when the database was opened and this request changed rows in it.
+    var wrote: Bool { (services?.db.totalChanges ?? 0) > 0 }
+
     /// After the answer. A connection that wrote is closed once the server has the whole answer:
     /// closing checkpoints the commit into the database file, two fsyncs the customer need not
     /// wait for (the commit itself is already in the WAL, visible to every other process). One
-    /// that only read is left to the process's exit, which drops its locks: it has nothing to
-    /// checkpoint, and freeing the schema and statements would only cost time.
+    /// that only read is left to the process's exit, which drops its locks: it has nothing of its
+    /// own to checkpoint (the next writer to close copies whatever is in the WAL), and freeing the
+    /// schema and statements would only cost time.
     func finish(errorLog: String?) {
         guard let open = services else { return }
         services = nil

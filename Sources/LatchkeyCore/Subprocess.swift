@@ -95,10 +95,10 @@ public enum Subprocess {
     /// Tells the web server this CGI's answer is complete while the process goes on: standard
     /// input and output to /dev/null (mod_cgid gives a CGI one socket for both, and waits for it
     /// to close), standard error appended to `errorLog` (fcgiwrap and mod_cgi wait for that pipe
-    /// too), and SIGTERM ignored, since lighttpd sends it once it has the answer and Apache when
-    /// it cleans up the request. Call it only once the request body has been read.
+    /// too). Call it once the request body has been read, with SIGTERM ignored since before the
+    /// answer was written: lighttpd sends it as soon as it has the answer, Apache when it cleans
+    /// up the request.
     public static func endAnswer(errorLog: String) {
-        signal(SIGTERM, SIG_IGN)
         redirect(0, "/dev/null", O_RDONLY)
         redirect(1, "/dev/null", O_WRONLY)
         redirect(2, errorLog, O_WRONLY | O_APPEND | O_CREAT)

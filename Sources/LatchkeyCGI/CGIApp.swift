@@ -59,7 +59,7 @@ public enum CGIApp {
         // SIGTERM the moment it has read the answer, so from before the write it is ignored.
         if services?.wrote == true { signal(SIGTERM, SIG_IGN) }
         reply.response.write()
-        services?.finish(errorLog: config.map { Path.parent(of: $0.resolve($0.database)) + "/latchkey-worker.log" })
+        services?.finish()
         return 0
     }
 
@@ -86,7 +86,7 @@ public enum CGIApp {
         }
         guard let lock = queue.tryLock() else { return }
         do {
-            guard try Subprocess.forkDetached(errorLog: Path.parent(of: database) + "/latchkey-worker.log") == .child else {
+            guard try Subprocess.forkDetached(errorLog: workerLog(config)) == .child else {
                 close(lock)
                 return
             }
@@ -107,6 +107,12 @@ public enum CGIApp {
             guard n > 0 else { return }
             left -= n
         }
+    }
+
+    /// Where work done after the answer logs, since the web server no longer reads its stderr:
+    /// `latchkey-worker.log` beside the database.
+    static func workerLog(_ config: SiteConfig) -> String {
+        Path.parent(of: config.resolve(config.database)) + "/latchkey-worker.log"
     }
 
     /// One line to the web server's error log (for the worker: `latchkey-worker.log`).
@@ -136,15 +142,16 @@ final class ServicesOnce {
     /// that only read is left to the process's exit, which drops its locks: it has nothing of its
     /// own to checkpoint (the next writer to close copies whatever is in the WAL), and freeing the
     /// schema and statements would only cost time.
-    func finish(errorLog: String?) {
+    func finish() {
         guard let open = services else { return }
+        let wrote = self.wrote
         services = nil
-        guard open.db.totalChanges > 0, let errorLog else {
+        guard wrote else {
             _ = Unmanaged.passRetained(open)
             return
         }
         // `open` is the last reference: it is released, and the database closed, after this.
-        withExtendedLifetime(open) { Subprocess.endAnswer(errorLog: errorLog) }
+        withExtendedLifetime(open) { Subprocess.endAnswer(errorLog: CGIApp.workerLog(config)) }
     }
 
     func get() throws -> Services {

@@ -56,8 +56,9 @@ public struct CGIRequest: Sendable {
         isHTTPS = https == "on" || https == "1" || value("REQUEST_SCHEME")?.lowercased() == "https"
         origin = value("HTTP_ORIGIN")
         secFetchSite = value("HTTP_SEC_FETCH_SITE")?.lowercased()
-        userAgent = String((value("HTTP_USER_AGENT") ?? "").unicodeScalars.filter { $0.value >= 0x20 && $0.value < 0x7f }
-            .prefix(CGIRequest.maxUserAgentBytes).map(Character.init))
+        // Bytes: every printable ASCII character is one byte, and no byte of a longer one is ASCII.
+        userAgent = String(decoding: (value("HTTP_USER_AGENT") ?? "").utf8.filter { $0 >= 0x20 && $0 < 0x7f }
+            .prefix(CGIRequest.maxUserAgentBytes), as: UTF8.self)
     }
 
     /// The query's fields; a malformed or oversized query is a 400.
@@ -70,11 +71,12 @@ public struct CGIRequest: Sendable {
     public func cookie(_ name: String) -> String? {
         guard cookieHeader.utf8.count <= CGIRequest.maxCookieBytes else { return nil }
         var found: String?
-        for pair in cookieHeader.split(separator: ";") {
-            let parts = pair.split(separator: "=", maxSplits: 1)
-            guard parts.count == 2, parts[0].trimmed == name else { continue }
+        // Split on bytes: `;` and `=` are ASCII, so every cut falls between characters.
+        for pair in cookieHeader.utf8.split(separator: UInt8(ascii: ";")) {
+            let parts = pair.split(separator: UInt8(ascii: "="), maxSplits: 1)
+            guard parts.count == 2, String(decoding: parts[0], as: UTF8.self).trimmed == name else { continue }
             if found != nil { return nil }
-            found = parts[1].trimmed
+            found = String(decoding: parts[1], as: UTF8.self).trimmed
         }
         return found
     }

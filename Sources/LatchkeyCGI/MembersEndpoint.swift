@@ -33,7 +33,7 @@ enum MembersEndpoint {
             return Reply(.redirect(to: config.origin + config.membersPath))
         }
         let parts = relative.split(separator: "/", omittingEmptySubsequences: false)
-        guard !parts.contains(where: { $0.hasPrefix(".") }), !relative.hasControlCharacters, !relative.contains("\\") else {
+        guard !parts.contains(where: { $0.hasPrefix(".") }), !relative.hasControlCharacters, !relative.includes("\\") else {
             throw HTTPError(404, "refused members path \(relative.prefix(80))")
         }
         let folder = config.resolve(config.membersDir)

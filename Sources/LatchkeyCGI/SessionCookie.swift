@@ -38,8 +38,8 @@ enum SessionCookie {
 
     /// `target` when it is a path on this site (never another origin), else nil.
     static func sameSitePath(_ target: String?, _ config: SiteConfig) -> String? {
-        guard let target, target.hasPrefix(config.rootPath), !target.hasPrefix("//"), !target.contains("\\"),
-              !target.contains("://"), !target.hasControlCharacters, target.utf8.count <= 512 else { return nil }
+        guard let target, target.hasPrefix(config.rootPath), !target.hasPrefix("//"), !target.includes("\\"),
+              !target.includes("://"), !target.hasControlCharacters, target.utf8.count <= 512 else { return nil }
         return target
     }
 }

@@ -7,13 +7,29 @@ public struct Color: Equatable, Sendable {
 
     /// Parses `#rgb` or `#rrggbb`; nil for anything else.
     public init?(hex: String) {
-        guard hex.hasPrefix("#") else { return nil }
-        var digits = String(hex.dropFirst())
-        if digits.count == 3 { digits = digits.map { "\($0)\($0)" }.joined() }
-        guard digits.count == 6, let value = UInt32(digits, radix: 16) else { return nil }
+        // On bytes: every valid spelling is ASCII.
+        var digits = Array(hex.utf8)
+        guard digits.first == UInt8(ascii: "#") else { return nil }
+        digits.removeFirst()
+        if digits.count == 3 { digits = digits.flatMap { [$0, $0] } }
+        guard digits.count == 6 else { return nil }
+        var value: UInt32 = 0
+        for digit in digits {
+            guard let nibble = Color.hexValue(digit) else { return nil }
+            value = value << 4 | nibble
+        }
         red = Double((value >> 16) & 0xff) / 255
         green = Double((value >> 8) & 0xff) / 255
         blue = Double(value & 0xff) / 255
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt32? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return UInt32(byte - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return UInt32(byte - UInt8(ascii: "a") + 10)
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return UInt32(byte - UInt8(ascii: "A") + 10)
+        default: return nil
+        }
     }
 
     /// WCAG 2 relative luminance.

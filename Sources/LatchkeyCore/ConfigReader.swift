@@ -13,8 +13,9 @@ struct ConfigReader {
         .config(file: file, key: path.isEmpty ? key : path + "." + key, reason: reason)
     }
 
-    /// Rejects keys this object does not know, so a typo is reported instead of ignored.
-    func allow(_ known: Set<String>) throws {
+    /// Rejects keys this object does not know, so a typo is reported instead of ignored. A list,
+    /// not a set: a handful of short names compare for less than building a hash table each time.
+    func allow(_ known: [String]) throws {
         guard case .object = value else {
             throw CoreError.config(file: file, key: path.isEmpty ? "(top level)" : path, reason: "must be an object")
         }

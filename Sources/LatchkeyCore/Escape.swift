@@ -42,6 +42,21 @@ public enum Escape {
     }
 }
 
+extension StringProtocol {
+    /// True when `needle` occurs here, compared byte for byte. The checks that use it look for
+    /// ASCII marks; the standard library's `contains(_: String)` brings in a general string
+    /// searcher whose code and metadata every CGI start would pay for.
+    public func includes(_ needle: String) -> Bool {
+        let text = Array(utf8), pattern = Array(needle.utf8)
+        guard let first = pattern.first else { return true }
+        guard text.count >= pattern.count else { return false }
+        for i in 0...(text.count - pattern.count) where text[i] == first && text[i..<i + pattern.count].elementsEqual(pattern) {
+            return true
+        }
+        return false
+    }
+}
+
 extension String {
     /// True when any character is a C0 control (CR, LF, NUL, tab…) or DEL: such text must
     /// never reach a mail header or a log line.

@@ -1,10 +1,17 @@
-import FoundationEssentials
+import Glibc
 
-/// File path arithmetic on plain strings, POSIX style.
+/// File path arithmetic on plain strings, POSIX style, on UTF-8 bytes: a slash is one byte,
+/// and this runs for every path a CGI resolves, where splitting into substrings costs more
+/// than the rest of the arithmetic.
 public enum Path {
+    private static let slash = UInt8(ascii: "/"), dot = UInt8(ascii: ".")
+
     /// `path` made absolute against the current directory.
     public static func absolute(_ path: String) -> String {
-        path.hasPrefix("/") ? normalize(path) : join(FileManager.default.currentDirectoryPath, path)
+        if path.hasPrefix("/") { return normalize(path) }
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let here = getcwd(&buffer, buffer.count).map { String(cString: $0) } ?? "/"
+        return join(here, path)
     }
 
     /// `relative` resolved against `base`, unless it is already absolute.
@@ -14,42 +21,42 @@ public enum Path {
 
     /// The folder that holds `path`.
     public static func parent(of path: String) -> String {
-        let parts = components(normalize(path))
-        return slashJoined(parts.dropLast())
+        var bytes = Array(normalize(path).utf8)
+        while let last = bytes.popLast(), last != slash {}
+        return bytes.isEmpty ? "/" : String(decoding: bytes, as: UTF8.self)
     }
 
     /// The last component of `path`.
     public static func basename(_ path: String) -> String {
-        String(components(path).last ?? "")
+        let bytes = Array(path.utf8)
+        var end = bytes.count
+        while end > 0, bytes[end - 1] == slash { end -= 1 }
+        var start = end
+        while start > 0, bytes[start - 1] != slash { start -= 1 }
+        return String(decoding: bytes[start..<end], as: UTF8.self)
     }
 
-    /// Removes `.`, `..` and doubled slashes.
+    /// Removes `.`, `..` and doubled slashes; the result starts with a slash.
     public static func normalize(_ path: String) -> String {
-        var parts: [Substring] = []
-        for part in components(path) {
-            if part == "." { continue }
-            if part == ".." { _ = parts.popLast(); continue }
-            parts.append(part)
+        let bytes = Array(path.utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count + 1)
+        var start = 0
+        while start < bytes.count {
+            var end = start
+            while end < bytes.count, bytes[end] != slash { end += 1 }
+            switch end - start {
+            case 0: break
+            case 1 where bytes[start] == dot: break
+            case 2 where bytes[start] == dot && bytes[start + 1] == dot:
+                while let last = out.popLast(), last != slash {}
+            default:
+                out.append(slash)
+                out.append(contentsOf: bytes[start..<end])
+            }
+            start = end + 1
         }
-        return slashJoined(parts[...])
-    }
-
-    /// The non-empty parts between slashes. Split on UTF-8 bytes: a slash is one byte, and
-    /// this runs for every path a CGI resolves, where splitting by `Character` costs more.
-    static func components(_ path: String) -> [Substring] {
-        path.utf8.split(separator: UInt8(ascii: "/")).map { Substring($0) }
-    }
-
-    /// `/a/b/c` from `[a, b, c]`. A plain loop: the generic `joined(separator:)` looks up
-    /// protocol conformances at run time, which costs a CGI more than its whole config parse.
-    static func slashJoined(_ parts: ArraySlice<Substring>) -> String {
-        guard !parts.isEmpty else { return "/" }
-        var result = ""
-        for part in parts {
-            result += "/"
-            result += String(part)
-        }
-        return result
+        return out.isEmpty ? "/" : String(decoding: out, as: UTF8.self)
     }
 
     /// True when `path` is `folder` or lies inside it.

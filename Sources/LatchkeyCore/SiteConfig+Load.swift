@@ -10,8 +10,8 @@ extension SiteConfig {
                         "password", "throttle", "brand", "welcome_on_grant"])
         config.siteName = try root.string("site_name", default: config.siteName, nonEmpty: true)
         config.baseURL = try root.string("base_url", default: config.baseURL) { url in
-            (url.hasPrefix("http://") || url.hasPrefix("https://")) && !url.contains("?") && !url.contains("#")
-                && url.split(separator: "/").count >= 2 && !url.contains(" ")
+            (url.hasPrefix("http://") || url.hasPrefix("https://")) && !url.includes("?") && !url.includes("#")
+                && url.utf8.split(separator: UInt8(ascii: "/")).count >= 2 && !url.includes(" ")
         } reason: { "must be an absolute http:// or https:// URL without query or fragment" }
         config.locales = try root.strings("locales", default: config.locales)
         guard !config.locales.isEmpty else { throw root.error("locales", "must name at least one language") }
@@ -24,7 +24,7 @@ extension SiteConfig {
         config.templates = try root.string("templates", default: config.templates, nonEmpty: true)
         config.localesDir = try root.string("locales_dir", default: config.localesDir, nonEmpty: true)
         config.assets = try root.string("assets", default: config.assets, nonEmpty: true)
-        let urlPath: (String) -> Bool = { $0.hasPrefix("/") && $0.hasSuffix("/") && !$0.contains("..") && !$0.contains(" ") }
+        let urlPath: (String) -> Bool = { $0.hasPrefix("/") && $0.hasSuffix("/") && !$0.includes("..") && !$0.includes(" ") }
         config.cgiPrefix = try root.string("cgi_prefix", default: config.cgiPrefix, valid: urlPath) { "must be a URL path that starts and ends with /" }
         config.membersPath = try root.string("members_path", default: config.membersPath, valid: urlPath) { "must be a URL path that starts and ends with /" }
         config.membersDir = try root.string("members_dir", default: config.membersDir, nonEmpty: true)
@@ -33,9 +33,9 @@ extension SiteConfig {
         let mail = try root.object("mail")
         try mail.allow(["transport", "from", "reply_to", "timeout", "retry_after"])
         config.mail.transport = try mail.string("transport", default: config.mail.transport) {
-            ($0.hasPrefix("maildir:") || $0.hasPrefix("sendmail:")) && $0.split(separator: ":", maxSplits: 1).count == 2
+            ($0.hasPrefix("maildir:") || $0.hasPrefix("sendmail:")) && $0.utf8.split(separator: UInt8(ascii: ":"), maxSplits: 1).count == 2
         } reason: { "must be maildir:PATH or sendmail:PATH" }
-        config.mail.from = try mail.string("from", default: config.mail.from) { $0.contains("@") && !$0.hasControlCharacters }
+        config.mail.from = try mail.string("from", default: config.mail.from) { $0.includes("@") && !$0.hasControlCharacters }
             reason: { "must be an address like \"Acme <no-reply@example.com>\"" }
         config.mail.replyTo = try mail.string("reply_to", default: config.mail.replyTo) { !$0.hasControlCharacters }
             reason: { "must be one address" }
@@ -81,7 +81,7 @@ extension SiteConfig {
         config.brand.backgroundColor = try brand.string("background_color", default: config.brand.backgroundColor) { Color(hex: $0) != nil }
             reason: { "must be a colour like #ffffff" }
         config.brand.css = try brand.string("css", default: "")
-        config.brand.supportEmail = try brand.string("support_email", default: "") { $0.isEmpty || ($0.contains("@") && !$0.contains(" ")) }
+        config.brand.supportEmail = try brand.string("support_email", default: "") { $0.isEmpty || ($0.includes("@") && !$0.includes(" ")) }
             reason: { "must be an email address" }
         config.brand.footerLinks = try brand.list("footer_links").map { link in
             try link.allow(["label", "href"])
@@ -92,8 +92,13 @@ extension SiteConfig {
     }
 
     static func isLocaleCode(_ code: String) -> Bool {
-        let parts = code.split(separator: "-", omittingEmptySubsequences: false)
+        // On bytes: only ASCII letters and digits qualify, so no character needs classifying.
+        let parts = Array(code.utf8).split(separator: UInt8(ascii: "-"), omittingEmptySubsequences: false)
         guard (1...2).contains(parts.count), parts[0].count == 2 || parts[0].count == 3 else { return false }
-        return parts.allSatisfy { !$0.isEmpty && $0.count <= 8 && $0.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) } }
+        return parts.allSatisfy { part in
+            !part.isEmpty && part.count <= 8 && part.allSatisfy { byte in
+                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte | 0x20) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+            }
+        }
     }
 }

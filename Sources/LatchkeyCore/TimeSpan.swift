@@ -8,13 +8,14 @@ public struct TimeSpan: Equatable, Comparable, Sendable, CustomStringConvertible
 
     /// Parses `90s`, `30m`, `24h` or `7d`; nil for anything else, zero or negative.
     public init?(_ text: String) {
-        guard let unit = text.last, let count = Int64(text.dropLast()), count > 0,
+        // The unit is one ASCII letter, so the last byte is the last character.
+        guard let unit = text.utf8.last, let count = Int64(Substring(text.utf8.dropLast())), count > 0,
               count < 100_000 else { return nil }
         switch unit {
-        case "s": seconds = count
-        case "m": seconds = count * 60
-        case "h": seconds = count * 3600
-        case "d": seconds = count * 86400
+        case UInt8(ascii: "s"): seconds = count
+        case UInt8(ascii: "m"): seconds = count * 60
+        case UInt8(ascii: "h"): seconds = count * 3600
+        case UInt8(ascii: "d"): seconds = count * 86400
         default: return nil
         }
     }

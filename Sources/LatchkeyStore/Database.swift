@@ -10,20 +10,22 @@ public enum SQLValue: Equatable, Sendable {
 
 /// One result row, by column name.
 public struct Row: Sendable {
-    let values: [String: SQLValue]
+    /// The statement's column names, shared by all its rows.
+    let columns: [String]
+    let values: [SQLValue]
+
+    /// A linear search: a row has a handful of columns, and comparing short names costs less
+    /// than hashing them. The last of two same-named columns wins, as it did in a dictionary.
+    private func value(_ column: String) -> SQLValue? {
+        columns.lastIndex(of: column).map { values[$0] }
+    }
 
     /// Integer column; nil when NULL or absent.
-    public func int(_ column: String) -> Int64? { if case let .int(v)? = values[column] { return v }; return nil }
+    public func int(_ column: String) -> Int64? { if case let .int(v)? = value(column) { return v }; return nil }
     /// Text column; nil when NULL or absent.
-    public func text(_ column: String) -> String? { if case let .text(v)? = values[column] { return v }; return nil }
+    public func text(_ column: String) -> String? { if case let .text(v)? = value(column) { return v }; return nil }
     /// Blob column; nil when NULL or absent.
-    public func blob(_ column: String) -> [UInt8]? {
-        switch values[column] {
-        case let .blob(v)?: return v
-        case .text?: return nil
-        default: return nil
-        }
-    }
+    public func blob(_ column: String) -> [UInt8]? { if case let .blob(v)? = value(column) { return v }; return nil }
 }
 
 /// One connection to the site's SQLite file, opened the same way by every process.
@@ -35,9 +37,9 @@ public final class Database {
     let handle: OpaquePointer
     /// The file this connection is open on.
     public let path: String
-    /// Prepared statements by SQL text. Parsing a statement costs more than running it, and the
-    /// after-response worker runs the same few statements for every job it works.
-    private var statements: [String: OpaquePointer] = [:]
+    /// Prepared statements and their column names, by SQL text. Parsing a statement costs more
+    /// than running it, and the after-response worker runs the same few for every job it works.
+    private var statements: [String: (statement: OpaquePointer, columns: [String])] = [:]
 
     private init(handle: OpaquePointer, path: String) {
         self.handle = handle
@@ -45,13 +47,14 @@ public final class Database {
     }
 
     deinit {
-        for statement in statements.values { sqlite3_finalize(statement) }
+        for prepared in statements.values { sqlite3_finalize(prepared.statement) }
         sqlite3_close_v2(handle)
     }
 
     /// The one open routine: busy timeout, WAL (checked), foreign keys, `synchronous=NORMAL`.
     /// `create` is for `latchkey init`; a CGI never creates a missing database.
     public static func open(path: String, create: Bool = false) throws -> Database {
+        _ = configured
         var raw: OpaquePointer?
         let flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX
         let status = sqlite3_open_v2(path, &raw, flags, nil)
@@ -82,6 +85,9 @@ public final class Database {
         return db
     }
 
+    /// `latchkey_sqlite3_configure`, once per process, before its first connection.
+    private static let configured: Int32 = latchkey_sqlite3_configure()
+
     /// The current journal mode, as SQLite reports it.
     public func journalMode() throws -> String {
         try query("PRAGMA journal_mode").first?.text("journal_mode") ?? ""
@@ -94,7 +100,7 @@ public final class Database {
 
     /// Runs one statement and returns its rows.
     public func query(_ sql: String, _ parameters: [SQLValue] = []) throws -> [Row] {
-        let statement = try prepared(sql)
+        let (statement, columns) = try prepared(sql)
         // Reset whatever happens: a statement left mid-step would keep its read transaction open.
         defer {
             sqlite3_reset(statement)
@@ -118,33 +124,34 @@ public final class Database {
             let step = sqlite3_step(statement)
             if step == SQLITE_DONE { break }
             guard step == SQLITE_ROW else { throw failure(sql, code: step) }
-            var values: [String: SQLValue] = [:]
-            for column in 0..<sqlite3_column_count(statement) {
-                let name = String(cString: sqlite3_column_name(statement, column))
+            var values: [SQLValue] = []
+            values.reserveCapacity(columns.count)
+            for column in 0..<Int32(columns.count) {
                 switch sqlite3_column_type(statement, column) {
-                case SQLITE_INTEGER: values[name] = .int(sqlite3_column_int64(statement, column))
-                case SQLITE_TEXT: values[name] = .text(String(cString: sqlite3_column_text(statement, column)))
+                case SQLITE_INTEGER: values.append(.int(sqlite3_column_int64(statement, column)))
+                case SQLITE_TEXT: values.append(.text(String(cString: sqlite3_column_text(statement, column))))
                 case SQLITE_BLOB:
                     let count = Int(sqlite3_column_bytes(statement, column))
                     let base = sqlite3_column_blob(statement, column)
-                    values[name] = .blob(count == 0 ? [] : Array(UnsafeRawBufferPointer(start: base, count: count)))
-                default: values[name] = .null
+                    values.append(.blob(count == 0 ? [] : Array(UnsafeRawBufferPointer(start: base, count: count))))
+                default: values.append(.null)
                 }
             }
-            rows.append(Row(values: values))
+            rows.append(Row(columns: columns, values: values))
         }
         return rows
     }
 
     /// The prepared form of `sql`, made once per connection.
-    private func prepared(_ sql: String) throws -> OpaquePointer {
-        if let statement = statements[sql] { return statement }
+    private func prepared(_ sql: String) throws -> (statement: OpaquePointer, columns: [String]) {
+        if let prepared = statements[sql] { return prepared }
         var statement: OpaquePointer?
         guard sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil) == SQLITE_OK, let statement else {
             throw failure(sql)
         }
-        statements[sql] = statement
-        return statement
+        let columns = (0..<sqlite3_column_count(statement)).map { String(cString: sqlite3_column_name(statement, $0)) }
+        statements[sql] = (statement, columns)
+        return (statement, columns)
     }
 
     /// Runs `body` in a `BEGIN IMMEDIATE` transaction: the write lock is taken up front, so two

@@ -48,13 +48,13 @@ public struct Person: Sendable, Equatable {
     /// A plausible address: one `@`, something on both sides, a dot in the domain, no spaces or
     /// control characters, at most 254 bytes (RFC 5321's path limit).
     public static func isPlausibleEmail(_ email: String) -> Bool {
-        guard email.utf8.count <= 254, !email.hasControlCharacters, !email.contains(" ") else { return false }
+        guard email.utf8.count <= 254, !email.hasControlCharacters, !email.includes(" ") else { return false }
         let parts = email.split(separator: "@", omittingEmptySubsequences: false)
         guard parts.count == 2, !parts[0].isEmpty, parts[0].utf8.count <= 64 else { return false }
         let domain = parts[1]
-        return domain.contains(".") && !domain.hasPrefix(".") && !domain.hasSuffix(".") && !domain.contains("..")
-            && !parts[0].contains("<") && !domain.contains("<") && !domain.contains(">") && !parts[0].contains(">")
-            && !email.contains(",") && !email.contains(";") && !email.contains("\"")
+        return domain.includes(".") && !domain.hasPrefix(".") && !domain.hasSuffix(".") && !domain.includes("..")
+            && !parts[0].includes("<") && !domain.includes("<") && !domain.includes(">") && !parts[0].includes(">")
+            && !email.includes(",") && !email.includes(";") && !email.includes("\"")
     }
 }
 

@@ -47,6 +47,13 @@ import Testing
         #expect(CGIRequest(environment: ["HTTP_COOKIE": String(repeating: "x", count: 5000) + "; lk_reset=t"]).cookie("lk_reset") == nil)
     }
 
+    @Test func userAgentKeepsPrintableASCIIOnlyAndIsCut() {
+        #expect(CGIRequest(environment: ["HTTP_USER_AGENT": "Mozilla/5.0 (X11)\u{7}\tcafé 🔑"]).userAgent == "Mozilla/5.0 (X11)caf ")
+        #expect(CGIRequest(environment: ["HTTP_USER_AGENT": String(repeating: "a", count: 300)]).userAgent.utf8.count
+                == CGIRequest.maxUserAgentBytes)
+        #expect(CGIRequest(environment: ["HTTP_COOKIE": " lk_session = abc ;x=1"]).cookie("lk_session") == "abc")
+    }
+
     @Test func httpsIsDetectedFromTheServersVariables() {
         #expect(CGIRequest(environment: ["HTTPS": "on"]).isHTTPS)
         #expect(CGIRequest(environment: ["REQUEST_SCHEME": "https"]).isHTTPS)

@@ -84,4 +84,20 @@ import Testing
         #expect(Color(hex: "#dddddd")!.contrast(with: white) < 4.5)
         #expect(Color(hex: "#12345") == nil)
     }
+
+    @Test func coloursParseThreeOrSixHexDigitsOfEitherCase() {
+        #expect(Color(hex: "#ABC") == Color(hex: "#aabbcc"))
+        #expect(Color(hex: "#4F46E5") == Color(hex: "#4f46e5"))
+        #expect(Color(hex: "#ff0000")!.red == 1 && Color(hex: "#ff0000")!.green == 0)
+        for bad in ["ffffff", "#fffffg", "#+ffff", "#ééé", "#", "#fffffff", " #ffffff"] {
+            #expect(Color(hex: bad) == nil, "\(bad)")
+        }
+    }
+
+    @Test(arguments: [("en", true), ("fr", true), ("pt-BR", true), ("ast", true), ("zh-Hant", true), ("de-419", true),
+                      ("e", false), ("engl", false), ("pt-", false), ("-BR", false), ("pt-BR-x", false),
+                      ("pt_BR", false), ("é1", false), ("en-abcdefghi", false)] as [(String, Bool)])
+    func localeCodesAreTwoOrThreeLettersAndAnOptionalSubtag(code: String, valid: Bool) {
+        #expect(SiteConfig.isLocaleCode(code) == valid)
+    }
 }

@@ -5,16 +5,19 @@ import LatchkeyStore
 
 /// The CGI pipeline: environment → request → handler → store/mail → response → after-work.
 public enum CGIApp {
-    /// The endpoints, by executable name.
-    static let endpoints: [String: @Sendable (Context) throws -> Reply] = [
-        "forgot": ForgotEndpoint.handle,
-        "reset": ResetEndpoint.handle,
-        "login": LoginEndpoint.handle,
-        "logout": LogoutEndpoint.handle,
-        "account": AccountEndpoint.handle,
-        "session": SessionEndpoint.handle,
-        "members": MembersEndpoint.handle,
-    ]
+    /// The endpoint named `name` (the executable's name), if there is one.
+    static func endpoint(_ name: String) -> ((Context) throws -> Reply)? {
+        switch name {
+        case "forgot": ForgotEndpoint.handle
+        case "reset": ResetEndpoint.handle
+        case "login": LoginEndpoint.handle
+        case "logout": LogoutEndpoint.handle
+        case "account": AccountEndpoint.handle
+        case "session": SessionEndpoint.handle
+        case "members": MembersEndpoint.handle
+        default: nil
+        }
+    }
 
     /// The environment variables the CGIs read (RFC 3875 meta-variables, a few request
     /// headers, and Latchkey's own).
@@ -33,7 +36,7 @@ public enum CGIApp {
             }
             let loaded = try SiteConfig.load(file: path)
             config = loaded
-            guard let handler = endpoints[name] else { throw HTTPError(404, "no endpoint named \(name)") }
+            guard let handler = endpoint(name) else { throw HTTPError(404, "no endpoint named \(name)") }
             let once = ServicesOnce(loaded)
             services = once
             reply = try handler(Context(request: request, config: loaded, now: Clock.now(), openServices: once.get, body: body))

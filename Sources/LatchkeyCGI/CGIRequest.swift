@@ -96,8 +96,8 @@ public struct CGIRequest: Sendable {
         }
     }
 
-    /// Requires `method`; a 405 naming the allowed ones otherwise.
-    public func require(_ methods: Set<String>) throws {
+    /// Requires one of `methods`; a 405 naming them otherwise.
+    public func require(_ methods: [String]) throws {
         guard methods.contains(method) else {
             throw HTTPError(405, "method \(method.prefix(20)) not allowed", headers: [("Allow", methods.sorted().joined(separator: ", "))])
         }

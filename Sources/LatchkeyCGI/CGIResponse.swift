@@ -38,10 +38,22 @@ public struct CGIResponse: Sendable {
 
     /// The bytes of the CGI answer (RFC 3875 §6): `Status`, headers, blank line, body.
     public func serialized() -> [UInt8] {
-        var head = "Status: \(status) \(CGIResponse.reason(status))\r\n"
-        for (name, value) in CGIResponse.securityHeaders + headers { head += "\(name): \(value)\r\n" }
-        head += "Content-Length: \(body.count)\r\n\r\n"
-        return Array(head.utf8) + body
+        // Appended as bytes: string interpolation would build and copy a String per header.
+        var out: [UInt8] = []
+        out.reserveCapacity(768 + body.count)
+        func header(_ name: String, _ value: String) {
+            out += name.utf8
+            out += ": ".utf8
+            out += value.utf8
+            out += "\r\n".utf8
+        }
+        header("Status", String(status) + " " + CGIResponse.reason(status))
+        for (name, value) in CGIResponse.securityHeaders { header(name, value) }
+        for (name, value) in headers { header(name, value) }
+        header("Content-Length", String(body.count))
+        out += "\r\n".utf8
+        out += body
+        return out
     }
 
     /// Writes the answer to standard output in one `write` loop, so nothing is buffered and lost.

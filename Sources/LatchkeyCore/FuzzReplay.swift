@@ -1,11 +1,10 @@
-import FoundationEssentials
 
 /// Runs a fuzz entry point over files, for replaying what a fuzzer found without libFuzzer.
 public enum FuzzReplay {
     /// Calls `entry` once with the bytes of each file named in the arguments.
     public static func run(_ entry: (UnsafePointer<UInt8>, Int) -> Int32) {
         for path in CommandLine.arguments.dropFirst() {
-            let bytes = [UInt8](FileManager.default.contents(atPath: path) ?? Data())
+            let bytes = FileBytes.read(path) ?? []
             _ = bytes.withUnsafeBufferPointer { buffer in
                 entry(buffer.baseAddress ?? UnsafePointer(bitPattern: 1)!, buffer.count)
             }

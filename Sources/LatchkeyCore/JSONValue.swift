@@ -1,4 +1,3 @@
-import FoundationEssentials
 
 /// Any JSON document, for files whose shape is checked by hand to give errors that name the key.
 public enum JSONValue: Equatable, Sendable {

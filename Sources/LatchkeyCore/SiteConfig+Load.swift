@@ -1,4 +1,3 @@
-import FoundationEssentials
 
 extension SiteConfig {
     /// Reads and checks `file`; any problem is one `CoreError.config` that names the key.

@@ -1,4 +1,3 @@
-import FoundationEssentials
 
 /// The site owner's `latchkey.json`, with every default filled in and every path absolute.
 public struct SiteConfig: Sendable {

@@ -1,4 +1,3 @@
-import FoundationEssentials
 import CSodium
 
 /// The site's 256-bit secret, from which one subkey per purpose is derived.

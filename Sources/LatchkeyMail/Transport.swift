@@ -1,4 +1,3 @@
-import FoundationEssentials
 import Glibc
 import LatchkeyCore
 
@@ -38,9 +37,8 @@ public enum Transport: Sendable, Equatable {
     /// Maildir delivery: write under `tmp/`, flush to disk, then rename into `new/`, so a
     /// reader never sees half a message.
     static func deliverToMaildir(_ message: [UInt8], folder: String) throws {
-        let fm = FileManager.default
         for sub in ["tmp", "new", "cur"] {
-            do { try fm.createDirectory(atPath: folder + "/" + sub, withIntermediateDirectories: true) } catch {
+            do { try FileTree.makeDirectories(folder + "/" + sub) } catch {
                 throw MailError("cannot create Maildir \(folder)/\(sub): \(error)")
             }
         }

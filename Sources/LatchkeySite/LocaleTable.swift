@@ -1,4 +1,3 @@
-import FoundationEssentials
 import LatchkeyCore
 
 /// One language's strings, `locales/CODE.json`: nested objects whose leaves are strings.

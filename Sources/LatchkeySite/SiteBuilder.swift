@@ -1,4 +1,3 @@
-import FoundationEssentials
 import Glibc
 import LatchkeyCore
 
@@ -34,8 +33,8 @@ public struct SiteBuilder {
         let templates = TemplateSet(folder: config.resolve(config.templates))
         report.warnings = BrandCheck.warnings(config.brand)
         let staging = output + ".building-\(getpid())"
-        try? FileManager.default.removeItem(atPath: staging)
-        defer { try? FileManager.default.removeItem(atPath: staging) }
+        try? FileTree.remove(staging)
+        defer { try? FileTree.remove(staging) }
         let context = PageContext(config: config, tables: tables, year: year)
         try step("render pages") {
             for table in tables {
@@ -87,29 +86,28 @@ public struct SiteBuilder {
     }
 
     private func copyAssets(into target: String) throws -> Int {
-        let fm = FileManager.default
         let source = config.resolve(config.assets)
-        try fm.createDirectory(atPath: target, withIntermediateDirectories: true)
+        try FileTree.makeDirectories(target)
         var count = 0
-        if fm.fileExists(atPath: source) {
-            for name in try fm.contentsOfDirectory(atPath: source).sorted() where !name.hasPrefix(".") {
-                try fm.copyItem(atPath: source + "/" + name, toPath: target + "/" + name)
+        if FileTree.exists(source) {
+            for name in try FileTree.names(in: source).sorted() where !name.hasPrefix(".") {
+                try FileTree.copy(source + "/" + name, to: target + "/" + name)
                 count += 1
             }
         }
         for (key, path, name) in [("brand.logo", config.brand.logo, Path.basename(config.brand.logo)),
                                   ("brand.css", config.brand.css, "custom.css")] where !path.isEmpty {
             let from = config.resolve(path), to = target + "/" + name
-            guard fm.fileExists(atPath: from) else {
+            guard FileTree.exists(from) else {
                 throw CoreError.config(file: config.file, key: key, reason: "file not found: \(from)")
             }
             if Path.normalize(from) != Path.normalize(source + "/" + name) {
-                try? fm.removeItem(atPath: to)
-                try fm.copyItem(atPath: from, toPath: to)
+                try? FileTree.remove(to)
+                try FileTree.copy(from, to: to)
                 count += 1
             }
         }
-        if !fm.fileExists(atPath: target + "/custom.css") { try write("", to: target + "/custom.css") }
+        if !FileTree.exists(target + "/custom.css") { try write("", to: target + "/custom.css") }
         try write(BrandCheck.stylesheet(config.brand), to: target + "/brand.css")
         return count + 1
     }
@@ -117,18 +115,17 @@ public struct SiteBuilder {
     /// Puts `staging` where `output` is. The old folder is moved aside first and removed after,
     /// so the window without a site is two renames long and never shows a partial one.
     private func publish(_ staging: String, as output: String) throws {
-        let fm = FileManager.default
         let previous = output + ".previous-\(getpid())"
-        let hadOutput = fm.fileExists(atPath: output)
-        if hadOutput { try fm.moveItem(atPath: output, toPath: previous) }
+        let hadOutput = FileTree.exists(output)
+        if hadOutput { try FileTree.move(output, to: previous) }
         do {
-            try fm.moveItem(atPath: staging, toPath: output)
+            try FileTree.move(staging, to: output)
         } catch {
-            if hadOutput { try? fm.moveItem(atPath: previous, toPath: output) }
+            if hadOutput { try? FileTree.move(previous, to: output) }
             throw error
         }
         chmod(output, 0o755)
-        if hadOutput { try? fm.removeItem(atPath: previous) }
+        if hadOutput { try? FileTree.remove(previous) }
     }
 
     /// A page that sends the browser on to `target`; web-server snippets add a real redirect too.
@@ -146,8 +143,6 @@ public struct SiteBuilder {
 
 /// Writes `text` to `path`, creating folders on the way.
 func write(_ text: String, to path: String) throws {
-    try FileManager.default.createDirectory(atPath: Path.parent(of: path), withIntermediateDirectories: true)
-    guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8)) else {
-        throw CoreError.file(path: path, reason: "cannot write")
-    }
+    try FileTree.makeDirectories(Path.parent(of: path))
+    try FileTree.write(Array(text.utf8), to: path)
 }

@@ -2,6 +2,12 @@ import Glibc
 import LatchkeyCGI
 import LatchkeyCore
 
-// One executable installed under each endpoint's name (login, forgot, reset, …); the name it
-// was started as picks the endpoint.
-exit(CGIApp.main(name: Path.basename(CommandLine.unsafeArgv[0].map { String(cString: $0) } ?? ""), environment: Environment.current(CGIApp.variables)))
+/// The name this executable was started as, which picks the endpoint: one executable is
+/// installed under each endpoint's name (login, forgot, reset, …). A function rather than a
+/// closure in top-level code, which Swift would check at run time for running on the main actor.
+func endpointName() -> String {
+    guard let program = CommandLine.unsafeArgv[0] else { return "" }
+    return Path.basename(String(cString: program))
+}
+
+exit(CGIApp.main(name: endpointName(), environment: Environment.current(CGIApp.variables)))

@@ -1,0 +1,90 @@
+import Glibc
+
+/// The few folder operations `latchkey build` and Maildir delivery need, with plain POSIX
+/// calls: `FileManager` would link Foundation and libdispatch into every CGI, whose start-up
+/// then pays for initialising them.
+public enum FileTree {
+    /// True when something exists at `path` (a dangling symlink counts).
+    public static func exists(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0
+    }
+
+    /// Creates `path` and any missing parents (mode 0755 before the umask), like `mkdir -p`.
+    public static func makeDirectories(_ path: String) throws {
+        var info = stat()
+        if stat(path, &info) == 0 {
+            guard (info.st_mode & S_IFMT) == S_IFDIR else { throw failure("not a folder", path) }
+            return
+        }
+        let parent = Path.parent(of: path)
+        if parent != path && parent != "/" { try makeDirectories(parent) }
+        guard mkdir(path, 0o755) == 0 || errno == EEXIST else { throw failure("cannot create folder", path) }
+    }
+
+    /// The names in folder `path`, without `.` and `..`, in no particular order.
+    public static func names(in path: String) throws -> [String] {
+        guard let folder = opendir(path) else { throw failure("cannot read folder", path) }
+        defer { closedir(folder) }
+        var names: [String] = []
+        while let entry = readdir(folder) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// Copies the file or folder at `source` to `target`, which must not exist; folders are
+    /// copied whole, modes kept, symlinks followed.
+    public static func copy(_ source: String, to target: String) throws {
+        var info = stat()
+        guard stat(source, &info) == 0 else { throw failure("cannot read", source) }
+        let mode = info.st_mode & 0o7777
+        if (info.st_mode & S_IFMT) == S_IFDIR {
+            guard mkdir(target, mode) == 0 else { throw failure("cannot create folder", target) }
+            for name in try names(in: source) { try copy(source + "/" + name, to: target + "/" + name) }
+            return
+        }
+        guard let bytes = FileBytes.read(source, limit: Int.max) else { throw failure("cannot read", source) }
+        try write(bytes, to: target, mode: mode, exclusive: true)
+    }
+
+    /// Removes `path`, and everything in it when it is a folder; nothing there is not an error.
+    public static func remove(_ path: String) throws {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        if (info.st_mode & S_IFMT) == S_IFDIR {
+            for name in try names(in: path) { try remove(path + "/" + name) }
+            guard rmdir(path) == 0 else { throw failure("cannot remove folder", path) }
+        } else {
+            guard unlink(path) == 0 || errno == ENOENT else { throw failure("cannot remove", path) }
+        }
+    }
+
+    /// Renames `source` to `target` (same file system).
+    public static func move(_ source: String, to target: String) throws {
+        guard rename(source, target) == 0 else { throw failure("cannot move \(source) to", target) }
+    }
+
+    /// Writes `bytes` to the file at `path`, replacing it unless `exclusive`.
+    public static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644, exclusive: Bool = false) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC), mode)
+        guard fd >= 0 else { throw failure("cannot write", path) }
+        var remaining = bytes[...]
+        while !remaining.isEmpty {
+            let written = remaining.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else {
+                let error = failure("cannot write", path)
+                close(fd)
+                throw error
+            }
+            remaining = remaining.dropFirst(written)
+        }
+        guard close(fd) == 0 else { throw failure("cannot write", path) }
+    }
+
+    private static func failure(_ what: String, _ path: String) -> CoreError {
+        .file(path: path, reason: "\(what): \(String(cString: strerror(errno)))")
+    }
+}

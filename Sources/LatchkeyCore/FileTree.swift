@@ -10,16 +10,21 @@ public enum FileTree {
         return lstat(path, &info) == 0
     }
 
-    /// Creates `path` and any missing parents (mode 0755 before the umask), like `mkdir -p`.
+    /// Creates `path` and any missing parents, like `mkdir -p` (modes left to the umask).
     public static func makeDirectories(_ path: String) throws {
-        var info = stat()
-        if stat(path, &info) == 0 {
-            guard (info.st_mode & S_IFMT) == S_IFDIR else { throw failure("not a folder", path) }
-            return
-        }
+        let path = Path.absolute(path)
+        if isDirectory(path) { return }
         let parent = Path.parent(of: path)
-        if parent != path && parent != "/" { try makeDirectories(parent) }
-        guard mkdir(path, 0o755) == 0 || errno == EEXIST else { throw failure("cannot create folder", path) }
+        if parent != path { try makeDirectories(parent) }
+        guard mkdir(path, 0o777) == 0 || (errno == EEXIST && isDirectory(path)) else {
+            throw failure("cannot create folder", path)
+        }
+    }
+
+    /// True when `path` is a folder, or a symlink to one.
+    private static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
     }
 
     /// The names in folder `path`, without `.` and `..`, in no particular order.
@@ -34,19 +39,29 @@ public enum FileTree {
         return names
     }
 
-    /// Copies the file or folder at `source` to `target`, which must not exist; folders are
-    /// copied whole, modes kept, symlinks followed.
+    /// Copies the file, folder or symlink at `source` to `target`, which must not exist: folders
+    /// whole, symlinks as symlinks, modes kept. Anything else (a device, a FIFO) is refused.
     public static func copy(_ source: String, to target: String) throws {
         var info = stat()
-        guard stat(source, &info) == 0 else { throw failure("cannot read", source) }
+        guard lstat(source, &info) == 0 else { throw failure("cannot read", source) }
         let mode = info.st_mode & 0o7777
-        if (info.st_mode & S_IFMT) == S_IFDIR {
-            guard mkdir(target, mode) == 0 else { throw failure("cannot create folder", target) }
+        switch info.st_mode & S_IFMT {
+        case S_IFDIR:
+            // Owner-writable while it fills, its own mode once full (a read-only folder copies too).
+            guard mkdir(target, 0o700) == 0 else { throw failure("cannot create folder", target) }
             for name in try names(in: source) { try copy(source + "/" + name, to: target + "/" + name) }
-            return
+            guard chmod(target, mode) == 0 else { throw failure("cannot set the mode of", target) }
+        case S_IFLNK:
+            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let length = readlink(source, &buffer, buffer.count - 1)
+            guard length >= 0 else { throw failure("cannot read link", source) }
+            guard symlink(buffer, target) == 0 else { throw failure("cannot create link", target) }
+        case S_IFREG:
+            guard let bytes = FileBytes.read(source, limit: Int.max) else { throw failure("cannot read", source) }
+            try write(bytes, to: target, mode: mode, exclusive: true)
+        default:
+            throw CoreError.file(path: source, reason: "cannot copy: not a file, folder or symlink")
         }
-        guard let bytes = FileBytes.read(source, limit: Int.max) else { throw failure("cannot read", source) }
-        try write(bytes, to: target, mode: mode, exclusive: true)
     }
 
     /// Removes `path`, and everything in it when it is a folder; nothing there is not an error.
@@ -66,8 +81,9 @@ public enum FileTree {
         guard rename(source, target) == 0 else { throw failure("cannot move \(source) to", target) }
     }
 
-    /// Writes `bytes` to the file at `path`, replacing it unless `exclusive`.
-    public static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644, exclusive: Bool = false) throws {
+    /// Writes `bytes` to the file at `path`, replacing it unless `exclusive`; a new file gets
+    /// `mode` less the umask.
+    public static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o666, exclusive: Bool = false) throws {
         let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC), mode)
         guard fd >= 0 else { throw failure("cannot write", path) }
         var remaining = bytes[...]

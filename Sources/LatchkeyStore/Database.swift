@@ -37,9 +37,17 @@ public final class Database {
     let handle: OpaquePointer
     /// The file this connection is open on.
     public let path: String
-    /// Prepared statements and their column names, by SQL text. Parsing a statement costs more
-    /// than running it, and the after-response worker runs the same few for every job it works.
-    private var statements: [String: (statement: OpaquePointer, columns: [String])] = [:]
+    /// A prepared statement with its column names, read once rather than for every row.
+    private struct Prepared {
+        let statement: OpaquePointer
+        let columns: [String]
+        /// SQLite's count of re-preparations (after a schema change) when `columns` was read.
+        let reprepares: Int32
+    }
+
+    /// Prepared statements by SQL text. Parsing a statement costs more than running it, and the
+    /// after-response worker runs the same few for every job it works.
+    private var statements: [String: Prepared] = [:]
 
     private init(handle: OpaquePointer, path: String) {
         self.handle = handle
@@ -100,7 +108,9 @@ public final class Database {
 
     /// Runs one statement and returns its rows.
     public func query(_ sql: String, _ parameters: [SQLValue] = []) throws -> [Row] {
-        let (statement, columns) = try prepared(sql)
+        let prepared = try self.prepared(sql)
+        let statement = prepared.statement
+        var columns = prepared.columns
         // Reset whatever happens: a statement left mid-step would keep its read transaction open.
         defer {
             sqlite3_reset(statement)
@@ -124,6 +134,7 @@ public final class Database {
             let step = sqlite3_step(statement)
             if step == SQLITE_DONE { break }
             guard step == SQLITE_ROW else { throw failure(sql, code: step) }
+            if rows.isEmpty { columns = currentColumns(sql, prepared) }
             var values: [SQLValue] = []
             values.reserveCapacity(columns.count)
             for column in 0..<Int32(columns.count) {
@@ -143,15 +154,30 @@ public final class Database {
     }
 
     /// The prepared form of `sql`, made once per connection.
-    private func prepared(_ sql: String) throws -> (statement: OpaquePointer, columns: [String]) {
+    private func prepared(_ sql: String) throws -> Prepared {
         if let prepared = statements[sql] { return prepared }
         var statement: OpaquePointer?
         guard sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil) == SQLITE_OK, let statement else {
             throw failure(sql)
         }
-        let columns = (0..<sqlite3_column_count(statement)).map { String(cString: sqlite3_column_name(statement, $0)) }
-        statements[sql] = (statement, columns)
-        return (statement, columns)
+        let prepared = Prepared(statement: statement, columns: Database.columnNames(statement),
+                                reprepares: sqlite3_stmt_status(statement, SQLITE_STMTSTATUS_REPREPARE, 0))
+        statements[sql] = prepared
+        return prepared
+    }
+
+    /// The column names of `prepared` as it stands after its first step: SQLite re-prepares a
+    /// statement when the schema changed, and `SELECT *` may then have other columns.
+    private func currentColumns(_ sql: String, _ prepared: Prepared) -> [String] {
+        let reprepares = sqlite3_stmt_status(prepared.statement, SQLITE_STMTSTATUS_REPREPARE, 0)
+        guard reprepares != prepared.reprepares else { return prepared.columns }
+        let columns = Database.columnNames(prepared.statement)
+        statements[sql] = Prepared(statement: prepared.statement, columns: columns, reprepares: reprepares)
+        return columns
+    }
+
+    private static func columnNames(_ statement: OpaquePointer) -> [String] {
+        (0..<sqlite3_column_count(statement)).map { String(cString: sqlite3_column_name(statement, $0)) }
     }
 
     /// Runs `body` in a `BEGIN IMMEDIATE` transaction: the write lock is taken up front, so two

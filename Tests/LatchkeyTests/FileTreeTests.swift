@@ -16,13 +16,20 @@ import Testing
         try FileTree.makeDirectories(root + "/a/b/c")  // already there: fine
         try FileTree.write(Array("logo".utf8), to: root + "/a/b/c/logo.svg", mode: 0o600)
         try FileTree.write(Array("css".utf8), to: root + "/a/site.css")
+        #expect(symlink("site.css", root + "/a/link.css") == 0)
+        #expect(symlink("gone.png", root + "/a/dangling.png") == 0)
 
         try FileTree.copy(root + "/a", to: root + "/copy")
         #expect(FileBytes.read(root + "/copy/b/c/logo.svg") == Array("logo".utf8))
         #expect(FileBytes.read(root + "/copy/site.css") == Array("css".utf8))
         var info = stat()
         #expect(stat(root + "/copy/b/c/logo.svg", &info) == 0 && info.st_mode & 0o777 == 0o600)
-        #expect(try FileTree.names(in: root + "/copy").sorted() == ["b", "site.css"])
+        #expect(try FileTree.names(in: root + "/copy").sorted() == ["b", "dangling.png", "link.css", "site.css"])
+        var target = [CChar](repeating: 0, count: 64)
+        #expect(readlink(root + "/copy/link.css", &target, 63) == 8 && String(cString: target) == "site.css")
+        #expect(FileTree.exists(root + "/copy/dangling.png"))
+        #expect(mkfifo(root + "/fifo", 0o600) == 0)
+        #expect(throws: CoreError.self) { try FileTree.copy(root + "/fifo", to: root + "/fifo-copy") }
         #expect(throws: CoreError.self) { try FileTree.copy(root + "/a/site.css", to: root + "/copy/site.css") }
 
         try FileTree.move(root + "/copy", to: root + "/moved")

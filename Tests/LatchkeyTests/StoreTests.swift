@@ -32,6 +32,23 @@ import Testing
         }
     }
 
+    @Test func rowsNameTheirColumnsEvenAfterAnotherConnectionChangesTheSchema() throws {
+        try withDatabase { db, path throws in
+            try db.execute("CREATE TABLE t (a INTEGER, b TEXT)")
+            try db.execute("INSERT INTO t VALUES (1, 'one')")
+            let before = try #require(try db.query("SELECT * FROM t").first)
+            #expect(before.int("a") == 1 && before.text("b") == "one")
+            // Another process reshapes the table; SQLite re-prepares the cached statement.
+            let other = try Database.open(path: path)
+            try other.execute("ALTER TABLE t RENAME TO t_old")
+            try other.execute("CREATE TABLE t (z TEXT, a INTEGER, b TEXT)")
+            try other.execute("INSERT INTO t SELECT 'zed', a, b FROM t_old")
+            let after = try #require(try db.query("SELECT * FROM t").first)
+            #expect(after.text("z") == "zed")
+            #expect(after.int("a") == 1 && after.text("b") == "one")
+        }
+    }
+
     @Test func aCGIOpenNeverCreatesAMissingDatabase() {
         #expect(throws: StoreError.self) { try Database.open(path: "/tmp/latchkey-no-such-folder/db.sqlite3") }
     }

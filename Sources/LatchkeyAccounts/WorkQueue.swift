@@ -55,27 +55,17 @@ public struct WorkQueue {
         // part needs no secrecy, so the standard generator does, without starting libsodium.)
         let name = String(stamp.tv_sec * 1_000_000_000 + Int(stamp.tv_nsec)) + "-" + String(getpid()) + "-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
         let temporary = folder + "/." + name, final = folder + "/" + name
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw failure("cannot write a job") }
-        let bytes = Array((work.encoded + "\n").utf8)
-        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        close(fd)
-        guard written == bytes.count, rename(temporary, final) == 0 else {
+        try FileTree.write(Array((work.encoded + "\n").utf8), to: temporary, mode: 0o600, exclusive: true)
+        guard rename(temporary, final) == 0 else {
+            let error = failure("cannot queue a job")
             unlink(temporary)
-            throw failure("cannot write a job")
+            throw error
         }
     }
 
     /// Job names waiting, oldest first.
     public func pending() -> [String] {
-        guard let dir = opendir(folder) else { return [] }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-            if !name.hasPrefix(".") { names.append(name) }
-        }
-        return names.sorted()
+        ((try? FileTree.names(in: folder)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
     }
 
     /// The drainer's lock, if nobody else holds it: an open descriptor to pass to `drain`

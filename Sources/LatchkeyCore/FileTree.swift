@@ -82,22 +82,31 @@ public enum FileTree {
     }
 
     /// Writes `bytes` to the file at `path`, replacing it unless `exclusive`; a new file gets
-    /// `mode` less the umask.
-    public static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o666, exclusive: Bool = false) throws {
+    /// `mode` less the umask. `flush` syncs it to disk before closing. An exclusive write that
+    /// fails removes the file it created, and only that one.
+    public static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o666, exclusive: Bool = false,
+                             flush: Bool = false) throws {
         let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC), mode)
         guard fd >= 0 else { throw failure("cannot write", path) }
+        func fail(_ what: String) -> CoreError {
+            let error = failure(what, path)
+            close(fd)
+            if exclusive { unlink(path) }
+            return error
+        }
         var remaining = bytes[...]
         while !remaining.isEmpty {
             let written = remaining.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
             if written < 0 && errno == EINTR { continue }
-            guard written > 0 else {
-                let error = failure("cannot write", path)
-                close(fd)
-                throw error
-            }
+            guard written > 0 else { throw fail("cannot write") }
             remaining = remaining.dropFirst(written)
         }
-        guard close(fd) == 0 else { throw failure("cannot write", path) }
+        if flush && fsync(fd) != 0 { throw fail("cannot flush") }
+        guard close(fd) == 0 else {
+            let error = failure("cannot write", path)
+            if exclusive { unlink(path) }
+            throw error
+        }
     }
 
     private static func failure(_ what: String, _ path: String) -> CoreError {

@@ -86,9 +86,7 @@ public enum Subprocess {
         }
         _ = setsid()
         signal(SIGTERM, SIG_DFL)
-        redirect(0, "/dev/null", O_RDONLY)
-        redirect(1, "/dev/null", O_WRONLY)
-        redirect(2, errorLog, O_WRONLY | O_APPEND | O_CREAT)
+        endAnswer(errorLog: errorLog)
         return .child
     }
 

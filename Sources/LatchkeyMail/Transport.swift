@@ -48,20 +48,11 @@ public enum Transport: Sendable, Equatable {
             .replacingAll("/", with: "\\057").replacingAll(":", with: "\\072")
         let unique = "\(Clock.now()).P\(getpid())R\(Sodium.hex(Sodium.randomBytes(8))).\(hostName)"
         let temporary = folder + "/tmp/" + unique
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL, 0o640)
-        guard fd >= 0 else { throw MailError("cannot write \(temporary): \(String(cString: strerror(errno)))") }
-        var remaining = message[...]
-        while !remaining.isEmpty {
-            let written = remaining.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if written < 0 && errno == EINTR { continue }
-            guard written > 0 else {
-                let reason = String(cString: strerror(errno))
-                close(fd); unlink(temporary)
-                throw MailError("cannot write \(temporary): \(reason)")
-            }
-            remaining = remaining.dropFirst(written)
+        do {
+            try FileTree.write(message, to: temporary, mode: 0o640, exclusive: true, flush: true)
+        } catch {
+            throw MailError("\(error)")
         }
-        guard fsync(fd) == 0, close(fd) == 0 else { unlink(temporary); throw MailError("cannot flush \(temporary)") }
         guard rename(temporary, folder + "/new/" + unique) == 0 else {
             let reason = String(cString: strerror(errno))
             unlink(temporary)

@@ -31,6 +31,10 @@ import Testing
         #expect(mkfifo(root + "/fifo", 0o600) == 0)
         #expect(throws: CoreError.self) { try FileTree.copy(root + "/fifo", to: root + "/fifo-copy") }
         #expect(throws: CoreError.self) { try FileTree.copy(root + "/a/site.css", to: root + "/copy/site.css") }
+        #expect(throws: CoreError.self) { try FileTree.write([1], to: root + "/copy/site.css", exclusive: true, flush: true) }
+        #expect(FileBytes.read(root + "/copy/site.css") == Array("css".utf8), "a refused exclusive write leaves the file there alone")
+        try FileTree.write(Array("flushed".utf8), to: root + "/flushed", exclusive: true, flush: true)
+        #expect(FileBytes.read(root + "/flushed") == Array("flushed".utf8))
 
         try FileTree.move(root + "/copy", to: root + "/moved")
         #expect(!FileTree.exists(root + "/copy") && FileTree.exists(root + "/moved/b/c/logo.svg"))

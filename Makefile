@@ -1,8 +1,12 @@
 # Latchkey. `make demo` runs the product, `make test` runs every test (see README.md).
 # Fully static (no dynamic loader at start-up), and generic types' metadata reached through
-# direct accessors rather than mangled names the runtime must demangle on first use.
+# direct accessors rather than mangled names the runtime must demangle on first use. lld puts
+# the functions a CGI runs side by side (scripts/hot-functions.py), so a request faults in a
+# few 64 KiB windows of code rather than one for every scattered function.
 SWIFT_RELEASE = swift build -c release -Xswiftc -static-executable \
-	-Xswiftc -Xfrontend -Xswiftc -disable-concrete-type-metadata-mangled-name-accessors
+	-Xswiftc -Xfrontend -Xswiftc -disable-concrete-type-metadata-mangled-name-accessors \
+	-Xswiftc -use-ld=lld -Xlinker --symbol-ordering-file=$(CURDIR)/Sources/latchkey-cgi/hot-functions.txt \
+	-Xlinker --no-warn-symbol-ordering
 CGIS = login logout forgot reset account session members
 PREFIX ?= /usr/local
 

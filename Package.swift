@@ -19,7 +19,8 @@ let package = Package(
         .target(name: "LatchkeyCGI", dependencies: ["LatchkeyCore", "LatchkeyStore", "LatchkeyAccounts"]),
         .target(name: "LatchkeyAdmin", dependencies: ["LatchkeyCore", "LatchkeyStore", "LatchkeySite", "LatchkeyMail", "LatchkeyAccounts"]),
         .executableTarget(name: "latchkey", dependencies: ["LatchkeyAdmin"]),
-        .executableTarget(name: "latchkey-cgi", dependencies: ["LatchkeyCGI"]),
+        // hot-functions.txt is the linker's order for the CGI's code (see the Makefile).
+        .executableTarget(name: "latchkey-cgi", dependencies: ["LatchkeyCGI"], exclude: ["hot-functions.txt"]),
         // libFuzzer targets (`make fuzz`); built normally they replay inputs given as files.
         .executableTarget(name: "fuzz-forms", dependencies: ["LatchkeyCGI"]),
         .executableTarget(name: "fuzz-templates", dependencies: ["LatchkeyCore"]),

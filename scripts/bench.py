@@ -13,7 +13,8 @@ then bench_forgot.py and bench_login.py (same answer, same time).
 
 `python3 scripts/bench.py [startup] [rps] [scale] [peer] [build] [timing]` runs only those
 sections. Not a test: it prints figures and fails only when the run itself fails. BENCH_DURATION
-(default 3s) and BENCH_CONNECTIONS (default 8) tune wrk.
+(default 3s) and BENCH_CONNECTIONS (default 8) tune wrk; BENCH_SERVERS (default
+"apache nginx lighttpd") picks the servers of the requests/s section.
 """
 import fcntl
 import json
@@ -38,6 +39,7 @@ from django_peer import DjangoPeer  # noqa: E402
 DURATION = os.environ.get("BENCH_DURATION", "3s")
 ROUNDS = 3
 CONNECTIONS = os.environ.get("BENCH_CONNECTIONS", "8")
+SERVERS = os.environ.get("BENCH_SERVERS", "apache nginx lighttpd").split()
 GENEROUS = {k: {"count": 1_000_000, "window": "1h"} for k in
             ["forgot_per_address", "forgot_per_ip", "login_failures_per_account", "login_failures_per_ip"]}
 PASSWORD = "bench-password-1"
@@ -432,9 +434,11 @@ def requests_per_second(site, cgi, work):
     floor_cgi.mkdir(exist_ok=True)
     for name in ["login", "logout", "forgot", "account", "session", "members"]:
         shutil.copy(cgi / "noop", floor_cgi / name)
-    # …except `reset`, which there is the C program that opens the database and looks a session up.
+    # …except `reset` and `account`, which there are the C program that opens the database and
+    # looks a session up, linked as usual and statically: what any CGI doing that work can reach.
     shutil.copy(cgi / "c-sqlite", floor_cgi / "reset")
-    for kind in ["apache", "nginx", "lighttpd"]:
+    shutil.copy(cgi / "c-sqlite-static", floor_cgi / "account")
+    for kind in SERVERS:
         floor_server, server = make_server(kind, site, cgi_dir=floor_cgi), make_server(kind, site, cgi_dir=cgi)
         for each in (floor_server, server):
             each.fcgiwrap_children = 4  # fcgiwrap runs one CGI at a time unless told otherwise
@@ -442,16 +446,17 @@ def requests_per_second(site, cgi, work):
         try:
             cookie = session_cookie(server)
             rows = [
-                ("static page (login.html)", "/login.html", None),
-                ("session GET, valid cookie", "/cgi-bin/session", lua(work, "session", cookie=cookie)),
-                ("reset GET, valid link", "/cgi-bin/reset?" + site.token, None),
-                ("forgot POST, known address", "/cgi-bin/forgot", lua(work, "known", "POST", "email=known%40example.com")),
-                ("forgot POST, unknown address", "/cgi-bin/forgot", lua(work, "unknown", "POST", "email=nobody%40example.com")),
-                ("login POST, right password", "/cgi-bin/login", lua(work, "login", "POST", f"email=known%40example.com&password={PASSWORD}")),
+                ("C CGI: open the database, one session look-up", floor_server.url + "/cgi-bin/reset", None),
+                ("the same C CGI, linked statically", floor_server.url + "/cgi-bin/account", None),
+                ("static page (login.html)", server.url + "/login.html", None),
+                ("session GET, valid cookie", server.url + "/cgi-bin/session", lua(work, "session", cookie=cookie)),
+                ("reset GET, valid link", server.url + "/cgi-bin/reset?" + site.token, None),
+                ("forgot POST, known address", server.url + "/cgi-bin/forgot", lua(work, "known", "POST", "email=known%40example.com")),
+                ("forgot POST, unknown address", server.url + "/cgi-bin/forgot", lua(work, "unknown", "POST", "email=nobody%40example.com")),
+                ("login POST, right password", server.url + "/cgi-bin/login", lua(work, "login", "POST", f"email=known%40example.com&password={PASSWORD}")),
             ]
             out = []
-            for name, path, script in [("C CGI: open the database, one session look-up", None, None)] + rows:
-                target = floor_server.url + "/cgi-bin/reset" if path is None else server.url + path
+            for name, target, script in rows:
                 floors, rates, ratios, errors = [], [], [], set()
                 for _ in range(ROUNDS):  # floor and row in turn: a slow patch of the machine hits both
                     floor = wrk(floor_server.url + "/cgi-bin/session")[0]

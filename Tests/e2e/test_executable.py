@@ -31,3 +31,26 @@ def test_the_cgi_carries_neither_foundation_nor_libdispatch():
     found = [name for name in names if "FoundationEssentials" in name or name.startswith("_dispatch_")
              or name == "libdispatch_init"]
     assert found == [], f"{len(found)} Foundation or libdispatch symbols, e.g. {found[:3]}"
+
+
+def test_the_code_a_request_runs_sits_together():
+    """The linker follows Sources/latchkey-cgi/hot-functions.txt, so a request faults in fewer
+    64 KiB windows of code (the kernel maps code a window at a time); and the list still names
+    the code that is there (when much of it is gone, rerun scripts/hot-functions.py)."""
+    listed = (CGI_DIR.parent / "Sources" / "latchkey-cgi" / "hot-functions.txt").read_text().split("\n")
+    listed = [name for name in listed if name]
+    assert len(listed) > 1000, f"hot-functions.txt lists only {len(listed)} functions"
+    text = {}
+    for line in subprocess.run(["nm", "--defined-only", str(CGI_DIR / "reset")],
+                               capture_output=True, text=True, check=True).stdout.splitlines():
+        address, kind, name = line.split(maxsplit=2)
+        if kind in "tTwW":
+            text.setdefault(name, int(address, 16))
+    present = [name for name in listed if name in text]
+    assert len(present) >= 0.9 * len(listed), \
+        f"only {len(present)} of {len(listed)} listed functions are in the CGI: rerun scripts/hot-functions.py"
+    windows = {text[name] >> 16 for name in present}
+    every = {address >> 16 for address in text.values()}
+    # Unordered (as gold or lld lay it out by default), they touch three quarters of the text's
+    # windows; ordered, under half. (SQLite and glibc archives move a whole object at a time.)
+    assert len(windows) < 0.6 * len(every), f"the listed functions lie in {len(windows)} of {len(every)} windows"

@@ -265,6 +265,38 @@ def latencies(url_path, server_url, method="GET", body=None, count=30):
     return times
 
 
+def cgi_runs(site, cgi, work, forgot="nobody%40example.com"):
+    """Each CGI run that `startup` times, by name: (argv, environment, stdin file or None), with
+    a session cookie from a real login. POST bodies are written into `work`; `forgot` is the
+    address the forgot form sends."""
+    server = make_server("apache", site, cgi_dir=cgi).start()
+    try:
+        cookie = session_cookie(server)
+    finally:
+        server.cleanup()
+    site.chown_var()
+    base = {"LATCHKEY_CONFIG": str(site.config), "PATH": "/usr/bin:/bin", "REMOTE_ADDR": "127.0.0.1",
+            "REQUEST_SCHEME": "http", "SERVER_NAME": "127.0.0.1"}
+    def post(body):
+        path = work / f"body-{abs(hash(body))}"
+        path.write_bytes(body.encode())
+        return dict(base, REQUEST_METHOD="POST", CONTENT_TYPE="application/x-www-form-urlencoded",
+                    CONTENT_LENGTH=str(len(body))), str(path)
+    get = dict(base, REQUEST_METHOD="GET")
+    with_cookie = dict(get, HTTP_COOKIE=cookie)
+    return {
+        "session GET, no cookie": ([str(cgi / "session")], get, None),
+        "session GET, valid cookie": ([str(cgi / "session")], with_cookie, None),
+        "reset GET, valid link": ([str(cgi / "reset")], dict(get, QUERY_STRING=site.token), None),
+        "account GET, valid cookie": ([str(cgi / "account")], with_cookie, None),
+        "members GET, valid cookie": ([str(cgi / "members")], dict(with_cookie, PATH_INFO="/"), None),
+        "logout POST, stale cookie": ([str(cgi / "logout")], dict(base, REQUEST_METHOD="POST", CONTENT_LENGTH="0",
+                                                                   HTTP_COOKIE="lk_session=" + "x" * 43), None),
+        "forgot POST (answer; its worker not timed)": ([str(cgi / "forgot")], *post(f"email={forgot}")),
+        "login POST, right password": ([str(cgi / "login")], *post(f"email=known%40example.com&password={PASSWORD}")),
+    }
+
+
 # --- the site -------------------------------------------------------------------------------------
 def make_site(people=0):
     """A built site with one customer who has a password, a live link and a session, plus
@@ -340,35 +372,14 @@ def main():
 
 
 def startup(site, cgi, work):
-    server = make_server("apache", site, cgi_dir=cgi).start()
-    try:
-        cookie = session_cookie(server)
-    finally:
-        server.cleanup()
-    site.chown_var()
-    base = {"LATCHKEY_CONFIG": str(site.config), "PATH": "/usr/bin:/bin", "REMOTE_ADDR": "127.0.0.1",
-            "REQUEST_SCHEME": "http", "SERVER_NAME": "127.0.0.1"}
-    def post(body):
-        path = work / f"body-{abs(hash(body))}"
-        path.write_bytes(body.encode())
-        return {"REQUEST_METHOD": "POST", "CONTENT_TYPE": "application/x-www-form-urlencoded",
-                "CONTENT_LENGTH": str(len(body))}, str(path)
-    forgot_env, forgot_body = post("email=nobody%40example.com")
-    login_env, login_body = post(f"email=known%40example.com&password={PASSWORD}")
-    get = {"REQUEST_METHOD": "GET"}
-    with_cookie = dict(get, HTTP_COOKIE=cookie)
+    runs = cgi_runs(site, cgi, work)
+    login = runs.pop("login POST, right password")
+    get = runs["session GET, no cookie"][1]
     programs = {
-        "C no-op CGI (the floor)": ([str(cgi / "noop")], dict(base, **get), None),
-        "C CGI: open the database, one session look-up (libsqlite3)": ([str(cgi / "c-sqlite")], dict(base, **get), None),
-        "the same C CGI, linked statically": ([str(cgi / "c-sqlite-static")], dict(base, **get), None),
-        "session GET, no cookie": ([str(cgi / "session")], dict(base, **get), None),
-        "session GET, valid cookie": ([str(cgi / "session")], dict(base, **with_cookie), None),
-        "reset GET, valid link": ([str(cgi / "reset")], dict(base, **get, QUERY_STRING=site.token), None),
-        "account GET, valid cookie": ([str(cgi / "account")], dict(base, **with_cookie), None),
-        "members GET, valid cookie": ([str(cgi / "members")], dict(base, **with_cookie, PATH_INFO="/"), None),
-        "logout POST, stale cookie": ([str(cgi / "logout")], dict(base, REQUEST_METHOD="POST", CONTENT_LENGTH="0",
-                                                                   HTTP_COOKIE="lk_session=" + "x" * 43), None),
-        "forgot POST (answer; its worker not timed)": ([str(cgi / "forgot")], dict(base, **forgot_env), forgot_body),
+        "C no-op CGI (the floor)": ([str(cgi / "noop")], get, None),
+        "C CGI: open the database, one session look-up (libsqlite3)": ([str(cgi / "c-sqlite")], get, None),
+        "the same C CGI, linked statically": ([str(cgi / "c-sqlite-static")], get, None),
+        **runs,
     }
     results = interleaved(programs, 200, site, work / "peak")
     site.chown_var()
@@ -382,8 +393,8 @@ def startup(site, cgi, work):
                              "SELECT password_hash FROM person WHERE email = 'known@example.com'"],
                             capture_output=True, text=True, check=True).stdout.strip()
     hashing = {
-        "raw Argon2id verify (libsodium, C, own process)": ([str(work / "argon2"), stored, PASSWORD], dict(base), None),
-        "login POST, right password": ([str(cgi / "login")], dict(base, **login_env), login_body),
+        "raw Argon2id verify (libsodium, C, own process)": ([str(work / "argon2"), stored, PASSWORD], get, None),
+        "login POST, right password": login,
     }
     results = interleaved(hashing, 40, site, work / "peak")
     site.chown_var()

@@ -13,7 +13,6 @@ with a live link, `account`, `members`, `logout`, `forgot` (with the worker it f
 names that no longer exist are ignored. Rerun it after changing what a CGI does
 (`make build && python3 scripts/hot-functions.py && make build`); it needs valgrind.
 """
-import os
 import re
 import shutil
 import subprocess
@@ -25,8 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "Tests" / "e2e"))
-from bench import PASSWORD, make_site, session_cookie, wait_drained  # noqa: E402
-from servers import make_server  # noqa: E402
+from bench import cgi_runs, make_site, wait_drained  # noqa: E402
 
 OUT = ROOT / "Sources" / "latchkey-cgi" / "hot-functions.txt"
 
@@ -49,32 +47,13 @@ def main():
     work.chmod(0o755)
     site = make_site()
     try:
-        server = make_server("apache", site, cgi_dir=cgi).start()
-        try:
-            cookie = session_cookie(server)
-        finally:
-            server.cleanup()
-        base = {"LATCHKEY_CONFIG": str(site.config), "PATH": "/usr/bin:/bin", "REMOTE_ADDR": "127.0.0.1",
-                "REQUEST_SCHEME": "http", "SERVER_NAME": "127.0.0.1"}
-        get, with_cookie = dict(base, REQUEST_METHOD="GET"), dict(base, REQUEST_METHOD="GET", HTTP_COOKIE=cookie)
-
-        def post(body, **extra):
-            return dict(base, REQUEST_METHOD="POST", CONTENT_TYPE="application/x-www-form-urlencoded",
-                        CONTENT_LENGTH=str(len(body)), **extra), body
-
-        runs = [
-            ("session", get, ""), ("session", with_cookie, ""), ("reset", dict(get, QUERY_STRING=site.token), ""),
-            ("members", dict(with_cookie, PATH_INFO="/"), ""), ("account", with_cookie, ""),
-            ("logout", dict(base, REQUEST_METHOD="POST", CONTENT_LENGTH="0", HTTP_COOKIE="lk_session=" + "x" * 43), ""),
-            ("forgot", *post("email=known%40example.com")),
-            ("login", *post(f"email=known%40example.com&password={PASSWORD}")),
-        ]
-        order = {}
-        for index, (name, env, body) in enumerate(runs):
-            out = work / f"{index}-{name}.%p.callgrind"
-            subprocess.run(["valgrind", "--tool=callgrind", "--demangle=no", "--trace-children=no",
-                            f"--callgrind-out-file={out}", str(cgi / name)],
-                           input=body.encode(), env=env, capture_output=True, check=True)
+        # What the benchmark times, with a known address for `forgot`: its worker then mails.
+        runs = cgi_runs(site, cgi, work, forgot="known%40example.com")
+        for index, (argv, env, stdin) in enumerate(runs.values()):
+            with open(stdin or "/dev/null", "rb") as body:
+                subprocess.run(["valgrind", "--tool=callgrind", "--demangle=no",
+                                f"--callgrind-out-file={work}/{index}.%p.callgrind", *argv],
+                               stdin=body, env=env, capture_output=True, check=True)
             wait_drained(site)
             site.chown_var()
         # The worker `forgot` forked writes its profile when it exits, after the queue empties.
@@ -83,11 +62,13 @@ def main():
             if time.monotonic() > deadline:
                 sys.exit("hot-functions.py: a profiled process is still running")
             time.sleep(0.2)
-        for index, (name, _, _) in enumerate(runs):
-            for profile in sorted(work.glob(f"{index}-{name}.*.callgrind")):
+        order = {}
+        for index in range(len(runs)):
+            for profile in sorted(work.glob(f"{index}.*.callgrind")):
                 for function in functions(profile):
-                    order.setdefault(function, None)
-        OUT.write_text("".join(f"{function}\n" for function in order if " " not in function and not function.startswith("0x")))
+                    if " " not in function and not function.startswith("0x"):  # "(below main)", addresses
+                        order.setdefault(function, None)
+        OUT.write_text("".join(f"{function}\n" for function in order))
         print(f"{OUT.relative_to(ROOT)}: {len(order)} functions")
     finally:
         site.remove()

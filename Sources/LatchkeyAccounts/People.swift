@@ -4,7 +4,7 @@ import LatchkeyStore
 /// Changes to a person's record that support staff make: address, login on/off, erasure.
 public enum People {
     /// Moves `person` to `newEmail`: voids links, ends sessions, and tells the old address.
-    /// Returns the queued mail's id. Call outside `write`.
+    /// Returns the queued mail's id. Its own transaction (a savepoint inside another `write`).
     public static func changeEmail(_ person: Person, to newEmail: String, by actor: String, services: Services, now: Int64) throws -> Int64 {
         let db = services.db
         return try db.write {

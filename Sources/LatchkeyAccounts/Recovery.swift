@@ -17,7 +17,7 @@ public enum Recovery {
     }
 
     /// Sends `person` a set-password link (a reset, or the welcome email's), reusing the live
-    /// one inside the reuse window. Returns the link and the queued mail's id. Call outside `write`.
+    /// one inside the reuse window. Returns the link and the queued mail's id. Its own transaction (a savepoint inside another `write`).
     public static func sendLink(to person: Person, welcome: Bool = false, language: String? = nil, by actor: String,
                                 remoteAddr: String = "", services: Services, now: Int64) throws -> (link: ResetTokens.Link, mailID: Int64) {
         let config = services.config

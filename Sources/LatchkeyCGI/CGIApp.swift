@@ -93,7 +93,7 @@ public enum CGIApp {
                 close(lock)
                 return
             }
-            exit(queue.drain(lock: lock, config: config, report: report) == 0 ? 0 : 1)
+            exit(queue.drain(lock: lock, config: config, linger: 100, report: report) == 0 ? 0 : 1)
         } catch {
             report("cannot fork (\(error)); draining inline")
             queue.drain(lock: lock, config: config, report: report)

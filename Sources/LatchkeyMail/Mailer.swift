@@ -74,27 +74,56 @@ public final class Mailer {
     /// Delivers message `id` if it is due (or `force`), recording the outcome.
     @discardableResult
     public func deliver(id: Int64, now: Int64, force: Bool = false) throws -> Delivery {
-        guard let sealed = try db.claimMail(id: id, now: now, staleAfter: staleAfter, force: force) else { return .skipped }
-        guard let message = Sodium.open(sealed, key: sealKey) else {
-            let reason = "cannot open the stored message: the site key changed since it was queued"
-            try db.markMailFailed(id: id, error: reason, now: now, retryAfter: config.mail.retryAfter.seconds)
-            return .failed(reason)
+        try deliver(ids: [id], now: now, force: force)[0]
+    }
+
+    /// Delivers messages `ids` that are due (or all, with `force`), recording each outcome; the
+    /// outcomes in the same order. Claims and outcomes are written a batch per transaction, since
+    /// a commit costs more than a message. A batch is claimed only as long as its messages take:
+    /// through `sendmail`, which may take up to `mail.timeout` each, one message at a time.
+    @discardableResult
+    public func deliver(ids: [Int64], now: Int64, force: Bool = false) throws -> [Delivery] {
+        let batch = if case .maildir = transport { 32 } else { 1 }
+        var outcomes: [Delivery] = []
+        for start in stride(from: 0, to: ids.count, by: batch) {
+            outcomes += try deliverBatch(Array(ids[start..<min(start + batch, ids.count)]), now: now, force: force)
         }
-        do {
-            try transport.send(message, timeout: config.mail.timeout)
-        } catch {
-            try db.markMailFailed(id: id, error: "\(error)", now: Clock.now(), retryAfter: config.mail.retryAfter.seconds)
-            return .failed("\(error)")
+        return outcomes
+    }
+
+    private func deliverBatch(_ ids: [Int64], now: Int64, force: Bool) throws -> [Delivery] {
+        let claimed = try db.write {
+            try ids.map { try db.claimMail(id: $0, now: now, staleAfter: staleAfter, force: force) }
         }
-        try db.markMailSent(id: id, now: Clock.now())
-        return .sent
+        let outcomes = claimed.map { sealed -> Delivery in
+            guard let sealed else { return .skipped }
+            guard let message = Sodium.open(sealed, key: sealKey) else {
+                return .failed("cannot open the stored message: the site key changed since it was queued")
+            }
+            do {
+                try transport.send(message, timeout: config.mail.timeout)
+                return .sent
+            } catch {
+                return .failed("\(error)")
+            }
+        }
+        try db.write {
+            for (id, outcome) in zip(ids, outcomes) {
+                switch outcome {
+                case .sent: try db.markMailSent(id: id, now: Clock.now())
+                case let .failed(reason): try db.markMailFailed(id: id, error: reason, now: Clock.now(), retryAfter: config.mail.retryAfter.seconds)
+                case .skipped: break
+                }
+            }
+        }
+        return outcomes
     }
 
     /// Delivers everything due; returns how many were sent and how many failed.
     public func deliverDue(now: Int64) throws -> (sent: Int, failed: Int) {
         var sent = 0, failed = 0
-        for id in try db.dueMail(now: now, staleAfter: staleAfter) {
-            switch try deliver(id: id, now: now) {
+        for outcome in try deliver(ids: try db.dueMail(now: now, staleAfter: staleAfter), now: now) {
+            switch outcome {
             case .sent: sent += 1
             case .failed: failed += 1
             case .skipped: break

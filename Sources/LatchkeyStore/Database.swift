@@ -181,15 +181,23 @@ public final class Database {
     }
 
     /// Runs `body` in a `BEGIN IMMEDIATE` transaction: the write lock is taken up front, so two
-    /// processes never both read and then fail to upgrade. Rolls back when `body` throws.
+    /// processes never both read and then fail to upgrade. Rolls back when `body` throws. Inside
+    /// another `write` it is a savepoint: a `body` that throws undoes its own changes only, and
+    /// the outer transaction decides whether the rest commits.
     public func write<T>(_ body: () throws -> T) throws -> T {
-        try execute("BEGIN IMMEDIATE")
+        let nested = sqlite3_get_autocommit(handle) == 0
+        try execute(nested ? "SAVEPOINT nested" : "BEGIN IMMEDIATE")
         do {
             let result = try body()
-            try execute("COMMIT")
+            try execute(nested ? "RELEASE nested" : "COMMIT")
             return result
         } catch {
-            try? execute("ROLLBACK")
+            if nested {
+                try? execute("ROLLBACK TO nested")
+                try? execute("RELEASE nested")
+            } else {
+                try? execute("ROLLBACK")
+            }
             throw error
         }
     }

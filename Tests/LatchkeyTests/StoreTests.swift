@@ -67,6 +67,32 @@ import Testing
         }
     }
 
+    @Test func aFailedWriteInsideAnotherUndoesOnlyItsOwnChanges() throws {
+        try withDatabase { db, _ throws in
+            try db.migrate()
+            struct Stop: Error {}
+            try db.write {
+                try db.execute("INSERT INTO offer (slug, name, created_at) VALUES ('gold', 'Gold', 1)")
+                #expect(throws: Stop.self) {
+                    try db.write {
+                        try db.execute("INSERT INTO offer (slug, name, created_at) VALUES ('silver', 'Silver', 1)")
+                        throw Stop()
+                    }
+                }
+                try db.write { try db.execute("INSERT INTO offer (slug, name, created_at) VALUES ('bronze', 'Bronze', 1)") }
+            }
+            #expect(try db.query("SELECT slug FROM offer ORDER BY slug").compactMap { $0.text("slug") } == ["bronze", "gold"])
+            // …and when the outer one fails, what the inner ones kept goes too.
+            #expect(throws: Stop.self) {
+                try db.write {
+                    try db.write { try db.execute("INSERT INTO offer (slug, name, created_at) VALUES ('tin', 'Tin', 1)") }
+                    throw Stop()
+                }
+            }
+            #expect(try db.query("SELECT count(*) AS n FROM offer").first?.int("n") == 2)
+        }
+    }
+
     @Test func foreignKeysAreEnforced() throws {
         try withDatabase { db, _ throws in
             try db.migrate()

@@ -861,6 +861,53 @@ def test_a_flood_of_forgot_requests_queues_every_one_and_mails_every_customer(ma
     assert refused == 80
 
 
+def test_jobs_worked_in_batches_each_keep_their_own_outcome(make_site, apache):
+    """70 stranded jobs (more than one batch of 32): customers, unknown addresses and one file
+    that is not a job. `mail deliver` works them a batch per transaction, yet the bad file is
+    dropped alone, every customer gets one mail recorded as sent after one attempt, and every
+    unknown address is refused in the audit."""
+    server = serve(make_site, apache)
+    site = server.site
+    customers = [f"batch{i}@example.com" for i in range(20)]
+    for address in customers:
+        admin(site, "user", "add", address, "--no-email")
+    queue = site.var / "queue"
+    queue.mkdir(exist_ok=True)
+    for i in range(70):
+        address = customers[i // 3] if i % 3 == 0 and i // 3 < 20 else f"nobody{i}@example.com"
+        (queue / f"{1000 + i:010d}-1-batch").write_text(f"forgot\t{address}\ten\t192.0.2.{i}\n")
+    (queue / "0000001035-1-garbage").write_text("rm -rf /\n")
+    result = admin(site, "mail", "deliver")
+    assert "71 queued web requests worked, 1 failed" in result.stdout
+    assert "not a readable queued job" in result.stderr
+    assert sorted(m["To"].addresses[0].addr_spec for m in maildir(site).messages()) == sorted(customers)
+    history = site_sql(site, "SELECT recipient, status, attempts FROM mail")
+    assert sorted((r["recipient"], r["status"], r["attempts"]) for r in history) == sorted((c, "sent", 1) for c in customers)
+    refused = site_sql(site, "SELECT count(*) AS n FROM audit WHERE action = 'reset.refused' AND detail = 'unknown address'")
+    assert refused[0]["n"] == 50
+    assert list(queue.iterdir()) == [queue / ".lock"]
+
+
+def test_the_worker_waits_a_moment_for_more_jobs_before_it_exits(make_site, apache):
+    """Under load one worker works what many requests queue: after the queue empties it waits
+    a moment (0.1 s) for more. A job placed 5 ms after the first mail arrived, with no request
+    to start a worker, is worked by the one still waiting."""
+    server = serve(make_site, apache)
+    site = server.site
+    add_customer(site)
+    admin(site, "user", "add", "second@example.com", "--no-email")
+    queue = site.var / "queue"
+    assert forgot(server, CUSTOMER).status == 303
+    maildir(site).wait_for(1)
+    time.sleep(0.005)
+    (queue / ".late").write_text("forgot\tsecond@example.com\ten\t192.0.2.9\n")
+    (queue / ".late").rename(queue / "9999999999-1-late")
+    mails = maildir(site).wait_for(2, timeout=3)
+    assert sorted(m["To"].addresses[0].addr_spec for m in mails) == sorted([CUSTOMER, "second@example.com"])
+    wait_idle(site)
+    assert [p.name for p in queue.iterdir() if not p.name.startswith(".")] == []
+
+
 def test_a_job_left_in_the_queue_is_worked_by_mail_deliver(make_site, apache):
     """A job whose worker never ran (killed, say) waits in var/queue until `latchkey mail
     deliver` (the cron job) works it: the request is not lost."""

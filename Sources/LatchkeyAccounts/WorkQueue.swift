@@ -144,17 +144,17 @@ public struct WorkQueue {
 
     /// Jobs `names`: their database work in one transaction (each job in its own savepoint, so
     /// one that fails is undone alone), then removal of their files, then their mail. A
-    /// `StoreError` undoes the whole batch, whose files stay. Returns the number of jobs dropped.
+    /// `StoreError` undoes the whole batch, whose files stay; so does a job file that cannot be
+    /// removed, which would otherwise be worked again at once. Returns the number of jobs dropped.
     func run(_ names: [String], services: Services, report: (String) -> Void) throws -> Int {
-        var done: [String] = [], dropped: [String] = [], mail: [Int64] = []
+        var done: [String] = [], dropped: [(name: String, reason: String)] = [], mail: [Int64] = []
         try services.db.write {
             for name in names {
                 let bytes = FileBytes.read(folder + "/" + name, limit: 4096)
                 if bytes == nil && !FileTree.exists(folder + "/" + name) { continue }
                 let line = String(decoding: bytes ?? [], as: UTF8.self)
                 guard let work = AfterResponse(encoded: line.hasSuffix("\n") ? String(line.dropLast()) : line) else {
-                    report("job \(name) dropped: not a readable queued job")
-                    dropped.append(name)
+                    dropped.append((name, "not a readable queued job"))
                     continue
                 }
                 do {
@@ -163,13 +163,19 @@ public struct WorkQueue {
                 } catch let error as StoreError {
                     throw error
                 } catch {
-                    report("job \(name) dropped: \(error)")
-                    dropped.append(name)
+                    dropped.append((name, "\(error)"))
                 }
             }
         }
-        for name in done + dropped { unlink(folder + "/" + name) }
+        for job in dropped { report("job \(job.name) dropped: \(job.reason)") }
+        var stuck: (name: String, error: Int32)?
+        for name in done + dropped.map(\.name) where unlink(folder + "/" + name) != 0 && errno != ENOENT {
+            stuck = stuck ?? (name, errno)
+        }
         WorkQueue.deliver(mail, services: services)
+        if let stuck {
+            throw CoreError.file(path: folder + "/" + stuck.name, reason: "cannot remove this worked job (" + String(cString: strerror(stuck.error)) + ")")
+        }
         return dropped.count
     }
 

@@ -20,6 +20,7 @@ import http.client
 import json
 import re
 import secrets
+import subprocess
 import time
 import urllib.parse
 from email.utils import parsedate_to_datetime
@@ -886,6 +887,28 @@ def test_jobs_worked_in_batches_each_keep_their_own_outcome(make_site, apache):
     refused = site_sql(site, "SELECT count(*) AS n FROM audit WHERE action = 'reset.refused' AND detail = 'unknown address'")
     assert refused[0]["n"] == 50
     assert list(queue.iterdir()) == [queue / ".lock"]
+
+
+def test_a_job_file_that_cannot_be_removed_stops_the_worker_instead_of_repeating_it(make_site, apache):
+    """A worked job whose file cannot be removed (made immutable here) would be found again at
+    once: the worker works it once, says why it stopped, and leaves it for a person to see."""
+    server = serve(make_site, apache)
+    site = server.site
+    add_customer(site)
+    queue = site.var / "queue"
+    queue.mkdir(exist_ok=True)
+    job = queue / "0000000001-1-stuck"
+    job.write_text(f"forgot\t{CUSTOMER}\ten\t192.0.2.7\n")
+    if subprocess.run(["chattr", "+i", str(job)], capture_output=True).returncode != 0:
+        pytest.skip("this file system cannot make a file immutable")
+    try:
+        result = site.latchkey("mail", "deliver")
+    finally:
+        subprocess.run(["chattr", "-i", str(job)], check=True)
+        site.chown_var()
+    assert "cannot remove this worked job" in result.stderr and job.name in result.stderr
+    assert [m["To"].addresses[0].addr_spec for m in maildir(site).messages()] == [CUSTOMER]
+    assert job.exists()
 
 
 def test_the_worker_waits_a_moment_for_more_jobs_before_it_exits(make_site, apache):

@@ -3,15 +3,20 @@ import LatchkeyStore
 
 /// Logging in and changing a password while logged in.
 ///
-/// Every failed login takes the same path whatever the reason (unknown address, contact, no
-/// active access, disabled, wrong password, throttled): one Argon2id verification, against a
-/// stored dummy hash when there is no real one, and the same two throttle counters. The page
-/// says only "email and password don't match"; the audit trail records the true reason.
+/// Every failed login takes the same path whatever the reason (unknown address, contact,
+/// disabled, wrong password, throttled): one Argon2id verification, against a stored dummy hash
+/// when there is no real one, and the same two throttle counters. The page says only "email and
+/// password don't match"; the audit trail records the true reason.
+///
+/// A right password with no active access is not a failure: the person did nothing wrong, and
+/// only the password's owner can see the difference. They get a session that opens the account
+/// page only (the members area and `session` stay closed), and a page that says how to get access.
 public enum Login {
     /// What a login attempt did.
     public enum Outcome: Equatable, Sendable {
-        /// A session was started; `cookie` is its id. `mustChange` when the password is temporary.
-        case success(cookie: String, mustChange: Bool)
+        /// A session was started; `cookie` is its id. `mustChange` when the password is temporary;
+        /// `hasAccess` false when the person holds no active access (the account page only).
+        case success(cookie: String, mustChange: Bool, hasAccess: Bool)
         case failure
     }
 
@@ -30,7 +35,7 @@ public enum Login {
         let hasAccess = try person.map { try db.hasActiveAccess(personID: $0.id) } ?? false
         let reason: String? = throttled ? "throttled" : person == nil ? "unknown address"
             : !person!.isCustomer ? "contact, not a customer" : person!.disabledAt != nil ? "disabled"
-            : !hasAccess ? "no active access" : !verified ? "wrong password" : nil
+            : !verified ? "wrong password" : nil
         guard reason == nil, let person else {
             try db.write {
                 _ = try db.throttleHit(scope: "login:account", key: email, limit: config.throttle.loginFailuresPerAccount, hashKey: throttleKey, now: now)
@@ -49,11 +54,12 @@ public enum Login {
             }
             try db.execute("UPDATE person SET last_login_at = ? WHERE id = ?", [.int(now), .int(person.id)])
             try db.throttleClear(scope: "login:account", key: email, hashKey: throttleKey)
+            let notes = [hasAccess ? nil : "no active access: account page only", upgraded == nil ? nil : "password hash upgraded"]
             try db.audit(AuditEvent(actor: "web", action: "login.ok", personID: person.id, subject: person.email, remoteAddr: remoteAddr,
-                                    detail: upgraded == nil ? "" : "password hash upgraded"), now: now)
+                                    detail: notes.compactMap { $0 }.joined(separator: "; ")), now: now)
             return try Sessions(db: db, key: services.key, config: config).start(personID: person.id, remoteAddr: remoteAddr, userAgent: userAgent, now: now)
         }
-        return .success(cookie: cookie, mustChange: person.mustChangePassword)
+        return .success(cookie: cookie, mustChange: person.mustChangePassword, hasAccess: hasAccess)
     }
 
     /// A hash of a random password at the configured cost, made once and kept, so verifying

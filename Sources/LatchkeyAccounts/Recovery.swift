@@ -16,10 +16,32 @@ public enum Recovery {
         case rejected(String)
     }
 
+    /// Why no link may go to a person, whoever asks: a contact has no login to set a password
+    /// for, and a disabled person's login is closed (a link would reopen it behind the operator's back).
+    public enum Refusal: Error, Equatable, Sendable, CustomStringConvertible {
+        case contact
+        case disabled
+
+        /// What the refusal means, without the front end's advice.
+        public var description: String {
+            switch self {
+            case .contact: "is a contact, not a customer"
+            case .disabled: "is disabled"
+            }
+        }
+    }
+
+    /// Why `person` may not be sent a reset or welcome link, or nil when they may.
+    public static func refusal(for person: Person) -> Refusal? {
+        !person.isCustomer ? .contact : person.disabledAt != nil ? .disabled : nil
+    }
+
     /// Sends `person` a set-password link (a reset, or the welcome email's), reusing the live
-    /// one inside the reuse window. Returns the link and the queued mail's id. Its own transaction (a savepoint inside another `write`).
+    /// one inside the reuse window. Returns the link and the queued mail's id. Its own transaction
+    /// (a savepoint inside another `write`). Throws `Refusal` for a contact or a disabled person.
     public static func sendLink(to person: Person, welcome: Bool = false, language: String? = nil, by actor: String,
                                 remoteAddr: String = "", services: Services, now: Int64) throws -> (link: ResetTokens.Link, mailID: Int64) {
+        if let refusal = refusal(for: person) { throw refusal }
         let config = services.config
         let tokens = ResetTokens(db: services.db, key: services.key)
         return try services.db.write {

@@ -43,6 +43,10 @@ enum AccessCommands {
         Console.out("Access granted: \(person.email) → \(slug)")
         let welcome = services.config.welcomeOnGrant && !invocation.arguments.flags.contains("no-email") && person.passwordHash == nil
         guard welcome, let customer = try services.db.person(id: person.id) else { return }
+        guard Recovery.refusal(for: customer) == nil else {
+            Console.out("No welcome email: \(customer.email) is disabled (latchkey user enable \(customer.email), then latchkey welcome resend \(customer.email)).")
+            return
+        }
         let sent = try Recovery.sendLink(to: customer, welcome: true, by: invocation.operator, services: services, now: now)
         Console.out("Welcome email sent with a set-password link:")
         Console.out(ResetTokens.url(token: sent.link.token, config: services.config))

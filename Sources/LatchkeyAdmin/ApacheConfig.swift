@@ -82,6 +82,16 @@ struct ApacheConfig {
             "# Password managers look here for the change-password page.",
             "Redirect 303 \(config.rootPath).well-known/change-password \(layout.accountPage)",
             "ErrorDocument 404 \(config.rootPath)error-404.html",
+        ]
+        if config.brand.faviconIsSVG {
+            lines += [
+                "# favicon.ico holds the site's SVG icon, and browsers decode an icon by its type.",
+                "<Location \"\(config.rootPath)favicon.ico\">",
+                "    ForceType image/svg+xml",
+                "</Location>",
+            ]
+        }
+        lines += [
             "",
             "# The members area: the gate CGI serves members_dir (outside the document root) to logged-in",
             "# customers with active access and sends everyone else to the login page.",

@@ -390,7 +390,9 @@ h1 {
     "same_as_email": "Your password can't be your email address.",
     "wrong_current": "Your current password isn't right.",
     "must_change": "You're using a temporary password. Choose a new one to continue.",
-    "login_required": "Log in to change your password."
+    "login_required": "Log in to change your password.",
+    "no_access": "You're logged in, but you don't have access to the members area right now.",
+    "no_access_help": "If you think that's a mistake, write to {support_email}."
   },
   "email": {
     "greeting": "Hi",
@@ -539,7 +541,9 @@ h1 {
     "same_as_email": "Tu contraseña no puede ser tu correo electrónico.",
     "wrong_current": "Tu contraseña actual no es correcta.",
     "must_change": "Estás usando una contraseña temporal. Elige una nueva para continuar.",
-    "login_required": "Inicia sesión para cambiar tu contraseña."
+    "login_required": "Inicia sesión para cambiar tu contraseña.",
+    "no_access": "Has iniciado sesión, pero ahora mismo no tienes acceso al área de miembros.",
+    "no_access_help": "Si crees que es un error, escribe a {support_email}."
   },
   "email": {
     "greeting": "Hola",
@@ -688,7 +692,9 @@ h1 {
     "same_as_email": "Votre mot de passe ne peut pas être votre adresse e-mail.",
     "wrong_current": "Votre mot de passe actuel est incorrect.",
     "must_change": "Vous utilisez un mot de passe temporaire. Choisissez-en un nouveau pour continuer.",
-    "login_required": "Connectez-vous pour modifier votre mot de passe."
+    "login_required": "Connectez-vous pour modifier votre mot de passe.",
+    "no_access": "Vous êtes connecté, mais vous n'avez pas accès à l'espace membres pour le moment.",
+    "no_access_help": "Si vous pensez que c'est une erreur, écrivez à {support_email}."
   },
   "email": {
     "greeting": "Bonjour",
@@ -771,6 +777,7 @@ h1 {
 <link rel="stylesheet" href="/assets/latchkey.css">
 <link rel="stylesheet" href="/assets/brand.css">
 <link rel="stylesheet" href="/assets/custom.css">
+<link rel="icon" href="/favicon.ico">
 </head>
 <body class="lk-page">
 <div class="lk-shell">
@@ -1190,7 +1197,7 @@ members-only pages and files in the site's <code>members/</code> folder.</p>
 <link rel="stylesheet" href="{{assets}}latchkey.css">
 <link rel="stylesheet" href="{{assets}}brand.css">
 <link rel="stylesheet" href="{{assets}}custom.css">
-{{#logo}}<link rel="icon" href="{{logo}}">{{/logo}}
+<link rel="icon" href="{{root}}favicon.ico">
 </head>
 <body class="lk-page lk-page-{{page}}">
 <div class="lk-shell">

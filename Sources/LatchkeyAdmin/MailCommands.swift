@@ -36,7 +36,11 @@ enum MailCommands {
     }
 
     static func retry(_ invocation: Invocation) throws {
-        try invocation.arguments.allow([])
+        try invocation.arguments.allow(["failed"])
+        if invocation.arguments.flags.contains("failed") {
+            guard invocation.rest.isEmpty else { throw CommandError("give either ID or --failed, not both") }
+            return try retryFailed(invocation)
+        }
         guard let id = Int64(try invocation.word(0, "ID")) else { throw CommandError("ID must be a number (see latchkey mail log)") }
         let services = try invocation.services()
         guard let record = try services.db.mailRecord(id: id) else { throw CommandError("no message #\(id)") }
@@ -46,6 +50,15 @@ enum MailCommands {
         case let .failed(reason): throw CommandError("message #\(id) failed again: \(reason)")
         case .skipped: throw CommandError("message #\(id) is being sent by another process")
         }
+    }
+
+    /// `mail retry --failed`: every failed message, now, after the transport was fixed.
+    static func retryFailed(_ invocation: Invocation) throws {
+        let services = try invocation.services()
+        let result = try services.mailer.retryFailed(now: Clock.now())
+        let summary = "mail retry: \(result.sent) sent, \(result.failed) failed again"
+        guard result.failed == 0 else { throw CommandError(summary + " (see latchkey mail log --failed)") }
+        Console.out(summary)
     }
 
     static func deliver(_ invocation: Invocation) throws {

@@ -51,6 +51,13 @@ struct NginxConfig {
             "}",
             "# Password managers look here for the change-password page.",
             "location = \(config.rootPath).well-known/change-password { return 303 \(layout.accountPage); }",
+        ]
+        if config.brand.faviconIsSVG {
+            body += ["# favicon.ico holds the site's SVG icon, and browsers decode an icon by its type.",
+                     "location = \(config.rootPath)favicon.ico {", "    types { }", "    default_type image/svg+xml;"]
+            body += headers.map { "    " + $0 } + ["}"]
+        }
+        body += [
             "",
             "# The CGI endpoints, through fcgiwrap. LATCHKEY_CONFIG tells them where the site is.",
             "location ~ ^\(cgi)(login|logout|forgot|reset|account|session)$ {",
@@ -140,6 +147,11 @@ struct LighttpdConfig {
             "    setenv.add-response-header = (\(headers))",
             "}",
         ]
+        if config.brand.faviconIsSVG {
+            lines += ["# favicon.ico holds the site's SVG icon, and browsers decode an icon by its type.",
+                      "$HTTP[\"url\"] == \"\(config.rootPath)favicon.ico\" {",
+                      "    mimetype.assign = (\"\" => \"image/svg+xml\")", "}"]
+        }
         return lines.joined(separator: "\n")
     }
 }

@@ -69,7 +69,7 @@ enum PersonCommands {
     static func resendWelcome(_ invocation: Invocation) throws {
         try invocation.arguments.allow([])
         let services = try invocation.services()
-        let person = try UserCommands.customer(try invocation.word(0, "EMAIL"), services)
+        let person = try UserCommands.linkRecipient(try invocation.word(0, "EMAIL"), services)
         let now = Clock.now()
         if person.passwordHash == nil {
             let sent = try Recovery.sendLink(to: person, welcome: true, by: invocation.operator, services: services, now: now)

@@ -18,13 +18,18 @@ enum UserCommands {
             try services.db.audit(AuditEvent(actor: invocation.operator, action: "person.created", personID: person.id, subject: email, detail: "customer"), now: now)
             return person
         }
+        // Without an offer they can set a password and log in, but only to their account page.
+        let noAccess = invocation.arguments.options["offer"] == nil
+            ? "\(email) has no access yet: latchkey access grant \(email) OFFER gives it (see latchkey offer list)." : nil
         if invocation.arguments.flags.contains("no-email") {
             Console.out("Account successfully created.")
+            if let noAccess { Console.out(noAccess) }
             return
         }
         let sent = try Recovery.sendLink(to: person, welcome: true, by: invocation.operator, services: services, now: now)
         Console.out("Account successfully created and reset password email sent.")
         Console.out(ResetTokens.url(token: sent.link.token, config: services.config))
+        if let noAccess { Console.out(noAccess) }
         try deliverNow(sent.mailID, services)
     }
 
@@ -45,7 +50,7 @@ enum UserCommands {
     static func reset(_ invocation: Invocation) throws {
         try invocation.arguments.allow([])
         let services = try invocation.services()
-        let person = try customer(try invocation.word(0, "EMAIL"), services)
+        let person = try linkRecipient(try invocation.word(0, "EMAIL"), services)
         let sent = try Recovery.sendLink(to: person, by: invocation.operator, services: services, now: Clock.now())
         Console.out("Reset password email sent.")
         Console.out(ResetTokens.url(token: sent.link.token, config: services.config))
@@ -98,6 +103,15 @@ enum UserCommands {
         let email = Person.normalize(raw)
         guard Person.isPlausibleEmail(email) else { throw CommandError("'\(raw.prefix(80))' is not an email address") }
         return email
+    }
+
+    /// The customer with `email` who may be sent a link, or an error that says why not.
+    static func linkRecipient(_ email: String, _ services: Services) throws -> Person {
+        let person = try customer(email, services)
+        if Recovery.refusal(for: person) == .disabled {
+            throw CommandError("\(person.email) is disabled: enable login first (latchkey user enable \(person.email))")
+        }
+        return person
     }
 
     /// The customer with `email`, or an error that says why not.

@@ -23,8 +23,13 @@ public struct FormData: Sendable {
     }
 
     /// Reads and parses the request body from standard input: the content type must be a
-    /// form, the length declared and within bounds, and the body exactly that long.
+    /// form, the length declared and within bounds, and the body exactly that long. A POST with
+    /// no body at all (`CONTENT_LENGTH` 0, or neither a length nor a type) is an empty form:
+    /// scripts, `fetch(url, {method: "POST"})` and some proxies send a bare POST to log out.
     public static func readBody(_ request: CGIRequest, from fd: Int32 = 0) throws -> FormData {
+        if request.contentLength == 0 || (request.contentLength == nil && request.contentType == nil) {
+            return try FormData(urlEncoded: [])
+        }
         let type = request.contentType?.split(separator: ";").first.map { String($0).trimmed.lowercased() }
         guard type == "application/x-www-form-urlencoded" else {
             throw HTTPError(415, "content type \(request.contentType?.prefix(60) ?? "missing") is not a form")

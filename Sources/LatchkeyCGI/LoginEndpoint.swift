@@ -3,7 +3,8 @@ import LatchkeyCore
 import LatchkeyStore
 
 /// `POST login`: email + password → a session, then the members area (or the page that sent
-/// the person to log in, or the account page when a temporary password must be changed).
+/// the person to log in, or the account page when a temporary password must be changed or the
+/// person holds no active access).
 enum LoginEndpoint {
     static func handle(_ context: Context) throws -> Reply {
         try context.request.require(["POST"])
@@ -14,13 +15,15 @@ enum LoginEndpoint {
         let outcome = try Login.attempt(email: form["email"] ?? "", password: form["password"] ?? "",
                                         remoteAddr: context.request.remoteAddr, userAgent: context.request.userAgent,
                                         services: services, now: context.now)
-        guard case let .success(cookie, mustChange) = outcome else {
+        guard case let .success(cookie, mustChange, hasAccess) = outcome else {
             return Reply(.redirect(to: context.pageURL("login", message: "invalid_login", locale: locale)))
         }
         let clearNext = ("Set-Cookie", "\(SessionCookie.nextName)=; Path=\(context.config.cgiPrefix)login; Max-Age=0; HttpOnly; SameSite=Lax")
         let target: String
         if mustChange {
             target = context.pageURL("account", message: "must_change", locale: locale)
+        } else if !hasAccess {
+            target = context.pageURL("account", message: "no_access", locale: locale)
         } else {
             let next = SessionCookie.sameSitePath(form["next"] ?? context.request.cookie(SessionCookie.nextName).map(percentDecoded), context.config)
             target = context.config.origin + (next ?? context.config.membersPath)

@@ -23,6 +23,9 @@ enum MembersEndpoint {
             if let live = session, live.person.mustChangePassword {
                 return Reply(.redirect(to: context.pageURL("account", message: "must_change", locale: context.locale(live.person.locale))))
             }
+            if let live = session, !live.hasAccess {
+                return Reply(.redirect(to: context.pageURL("account", message: "no_access", locale: context.locale(live.person.locale))))
+            }
             let wanted = config.membersPath + relative
             let next = ("Set-Cookie", "\(SessionCookie.nextName)=\(Escape.urlComponent(wanted)); Path=\(config.cgiPrefix)login; Max-Age=900; HttpOnly; SameSite=Lax\(context.request.isHTTPS ? "; Secure" : "")")
             return Reply(.redirect(to: context.pageURL("login", message: "session_expired", locale: config.defaultLocale)

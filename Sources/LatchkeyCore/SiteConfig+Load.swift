@@ -73,8 +73,11 @@ extension SiteConfig {
         config.throttle.loginFailuresPerIP = try throttle.limit("login_failures_per_ip", default: config.throttle.loginFailuresPerIP)
 
         let brand = try root.object("brand")
-        try brand.allow(["logo", "primary_color", "background_color", "css", "support_email", "footer_links"])
+        try brand.allow(["logo", "primary_color", "background_color", "css", "support_email", "footer_links", "favicon"])
         config.brand.logo = try brand.string("logo", default: "")
+        config.brand.favicon = try brand.string("favicon", default: "") { name in
+            name.isEmpty || [".svg", ".png", ".ico"].contains { name.lowercased().hasSuffix($0) }
+        } reason: { "must be an .svg, .png or .ico file" }
         config.brand.primaryColor = try brand.string("primary_color", default: config.brand.primaryColor) { Color(hex: $0) != nil }
             reason: { "must be a colour like #4f46e5" }
         config.brand.backgroundColor = try brand.string("background_color", default: config.brand.backgroundColor) { Color(hex: $0) != nil }

@@ -129,6 +129,30 @@ public struct SiteConfig: Sendable {
         public var supportEmail = ""
         /// `brand.footer_links`: links shown in the page footer.
         public var footerLinks: [FooterLink] = []
+        /// `brand.favicon`: an `.svg`, `.png` or `.ico` file for `/favicon.ico`; empty for the logo.
+        public var favicon = ""
+
+        /// The file `favicon.ico` is made from: `favicon`, else the logo when it is an icon format;
+        /// empty for neither (a placeholder is made).
+        public var faviconSource: String {
+            let source = favicon.isEmpty ? logo : favicon
+            return FaviconKind(path: source) == nil ? "" : source
+        }
+
+        /// The formats `favicon.ico` can be made from, by file name.
+        public enum FaviconKind: Sendable {
+            case svg, png, ico
+
+            /// The kind of the file at `path`; nil for other formats (JPEG, WebP…).
+            public init?(path: String) {
+                let lower = path.lowercased()
+                if lower.hasSuffix(".svg") { self = .svg } else if lower.hasSuffix(".png") { self = .png }
+                else if lower.hasSuffix(".ico") { self = .ico } else { return nil }
+            }
+        }
+
+        /// True when `favicon.ico` holds SVG, which the web server must send as `image/svg+xml`.
+        public var faviconIsSVG: Bool { faviconSource.isEmpty || FaviconKind(path: faviconSource) == .svg }
     }
 
     /// A config with every default, as if read from `file`.

@@ -20,7 +20,7 @@ public enum SitePages {
         "forgot": [Message(key: "invalid_email", kind: "error")],
         "reset": policyMessages,
         "account": [Message(key: "must_change", kind: "info"), Message(key: "wrong_current", kind: "error"),
-                    Message(key: "login_required", kind: "info")] + policyMessages,
+                    Message(key: "login_required", kind: "info"), Message(key: "no_access", kind: "info")] + policyMessages,
     ]
 
     static let policyMessages = ["too_short", "too_long", "mismatch", "same_as_email"].map { Message(key: $0, kind: "error") }

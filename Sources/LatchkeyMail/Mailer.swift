@@ -121,8 +121,18 @@ public final class Mailer {
 
     /// Delivers everything due; returns how many were sent and how many failed.
     public func deliverDue(now: Int64) throws -> (sent: Int, failed: Int) {
+        Mailer.count(try deliver(ids: try db.dueMail(now: now, staleAfter: staleAfter), now: now))
+    }
+
+    /// Sends every failed message now, whether or not its backoff has run out: for after the
+    /// transport is fixed. Returns how many were sent and how many failed again.
+    public func retryFailed(now: Int64) throws -> (sent: Int, failed: Int) {
+        Mailer.count(try deliver(ids: try db.failedMail(), now: now, force: true))
+    }
+
+    static func count(_ outcomes: [Delivery]) -> (sent: Int, failed: Int) {
         var sent = 0, failed = 0
-        for outcome in try deliver(ids: try db.dueMail(now: now, staleAfter: staleAfter), now: now) {
+        for outcome in outcomes {
             switch outcome {
             case .sent: sent += 1
             case .failed: failed += 1

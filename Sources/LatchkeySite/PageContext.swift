@@ -45,7 +45,12 @@ public struct PageContext {
             "t": table.strings,
         ]
         if let message {
-            values["message"] = ["kind": .string(message.kind), "is_error": .bool(message.kind == "error"), "text": .string(table.string("messages." + message.key).map(policyText) ?? "")]
+            var text = table.string("messages." + message.key).map(policyText) ?? ""
+            // A message may have a `_help` sentence naming the support address; only when there is one.
+            if !config.brand.supportEmail.isEmpty, let help = table.string("messages." + message.key + "_help") {
+                text += " " + help.replacingAll("{support_email}", with: config.brand.supportEmail)
+            }
+            values["message"] = ["kind": .string(message.kind), "is_error": .bool(message.kind == "error"), "text": .string(text)]
         }
         return .dict(values)
     }

@@ -48,7 +48,8 @@ public struct SiteBuilder {
                     }
                 }
                 for status in SitePages.errorStatuses {
-                    var values = context.page("error", table: table)
+                    // Named by its file, so the language links lead to the same error page in another language.
+                    var values = context.page("error-\(status)", table: table)
                     values = values.merging(["status": .string(String(status)),
                                              "error_text": .string(table.string("errors.\(status)") ?? "")])
                     try write(try templates.renderPage("error", values), to: folder + "/error-\(status).html")
@@ -63,6 +64,10 @@ public struct SiteBuilder {
             for table in tables { try EmailRenderer(templates: templates, context: context).validate(table: table) }
         }
         try step("copy assets") { report.files += try copyAssets(into: staging + "/assets") }
+        try step("write favicon") {
+            try FileTree.write(try Favicon.bytes(config), to: staging + "/favicon.ico")
+            report.files += 1
+        }
         try step("publish") { try publish(staging, as: output) }
         return report
     }

@@ -99,6 +99,11 @@ extension Database {
             """, [.int(now), .int(now - staleAfter)]).compactMap { $0.int("id") }
     }
 
+    /// Ids of every failed message, due or not, oldest first: what `mail retry --failed` sends now.
+    public func failedMail() throws -> [Int64] {
+        try query("SELECT id FROM mail WHERE status = 'failed' ORDER BY id").compactMap { $0.int("id") }
+    }
+
     /// The email history, newest first; one person's when `personID` is given.
     public func mailHistory(personID: Int64? = nil, failedOnly: Bool = false, limit: Int = 200) throws -> [MailRecord] {
         var sql = "SELECT * FROM mail WHERE 1"

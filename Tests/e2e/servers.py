@@ -11,10 +11,12 @@ pid file, logs and sockets in a private 0755 runtime folder under /tmp, bound to
 - `LighttpdServer`: `lighttpd -f CONF` (daemonizes; pid in RUNTIME/lighttpd.pid). Stop: SIGTERM
   to that pid, SIGKILL if it outlives the deadline.
 
-`make_server(kind, site)` builds an unstarted server of kind "apache", "nginx" or "lighttpd".
+`make_server(kind, site)` builds an unstarted server of kind "apache", "nginx" or "lighttpd";
+`running(kind, config)` starts one for a fresh site with a `members` offer, and removes both after.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import signal
@@ -234,3 +236,21 @@ SERVER_CLASSES = {"apache": ApacheServer, "nginx": NginxServer, "lighttpd": Ligh
 def make_server(kind: str, site: Site, cgi_dir: Path | str = CGI_DIR) -> ApacheServer:
     """An unstarted server of `kind` ("apache", "nginx", "lighttpd") for `site`."""
     return SERVER_CLASSES[kind](site, cgi_dir=cgi_dir)
+
+
+@contextlib.contextmanager
+def running(kind: str, config: dict):
+    """A started server of `kind` for a fresh site with `config` and a `members` offer; stopped
+    and removed when the block ends."""
+    site = Site.create(config, build=False)
+    server = make_server(kind, site)
+    server.kind = kind
+    try:
+        server.start()
+        result = site.latchkey("offer", "add", "members", "--name", "Members")
+        site.chown_var()
+        assert result.returncode == 0, result.stderr
+        yield server
+    finally:
+        server.cleanup()
+        site.remove()

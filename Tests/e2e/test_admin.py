@@ -31,6 +31,7 @@ PASSWORD = "correct horse battery staple"
 
 ADD_SENT = "Account successfully created and reset password email sent."
 ADD_NO_EMAIL = "Account successfully created."
+NO_ACCESS_YET = "{0} has no access yet: latchkey access grant {0} OFFER gives it (see latchkey offer list)."
 RESET_SENT = "Reset password email sent."
 
 SUBJECT_WELCOME = "Your new account is ready"
@@ -276,7 +277,7 @@ def test_user_add_prints_exact_message_and_welcome_link_and_emails_it(served):
 
 def test_user_add_no_email_prints_short_message_and_sends_nothing(site):
     result = ok(site, "user", "add", "quiet@example.com", "--no-email")
-    assert result.stdout == ADD_NO_EMAIL + "\n"
+    assert result.stdout == ADD_NO_EMAIL + "\n" + NO_ACCESS_YET.format("quiet@example.com") + "\n"
     assert mails_to(site, "quiet@example.com") == []
     assert show_json(site, "quiet@example.com")["email_history"] == []
 
@@ -629,7 +630,7 @@ def test_delete_yes_erases_person_tokens_sessions_grants_and_mail(served):
     assert ok(site, "user", "find", "zelda", "--json").stdout.strip() == "[]"
 
 
-def test_revoking_last_grant_ends_sessions_and_login_fails(served):
+def test_revoking_last_grant_ends_sessions_and_login_opens_only_the_account_page(served):
     site, server = served
     ok(site, "offer", "add", "silver", "--name", "Silver Plan")
     ok(site, "user", "add", "ann@example.com", "--offer", "gold", "--no-email")
@@ -641,7 +642,10 @@ def test_revoking_last_grant_ends_sessions_and_login_fails(served):
     assert session_status(server, session) == 204, "one grant left: the session stays"
     ok(site, "access", "revoke", "ann@example.com", "silver")
     assert session_status(server, session) == 401
-    assert_login_refused(server, "ann@example.com", PASSWORD)
+    # The right password without access: the account page, with a session the members area refuses.
+    resp = login(server, "ann@example.com", PASSWORD)
+    assert resp.headers["location"] == server.url + "/account.no-access.html", resp.headers.get("location")
+    assert session_status(server, cookie_value(resp, "lk_session")) == 401
 
     ok(site, "access", "grant", "ann@example.com", "gold", "--no-email")
     login_session(server, "ann@example.com", PASSWORD)

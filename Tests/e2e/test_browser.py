@@ -1,9 +1,10 @@
 """The customer's journey in a real browser: headless Debian chromium driven by Selenium, against
 a private Apache on loopback, mail read from the site's Maildir.
 
-One site, one server and one browser for the module (a fresh cookie jar per test). After each
-test the browser's console must hold no errors (CSP violations, failed loads, script errors);
-a favicon 404 is ignored. A screenshot of each step goes to artifacts/browser/.
+One site, one server and one browser for the module (a fresh cookie jar per test). On every page
+a test lands on, and again at its end, the browser's console must hold no errors (CSP
+violations, failed loads — a missing /favicon.ico among them — script errors). A screenshot of
+each step goes to artifacts/browser/.
 
 Needs: chromium, chromium-driver (/usr/bin/chromedriver), and `pip install selenium`.
 """
@@ -24,7 +25,8 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-from lkserver import ROOT, ApacheServer, Site  # noqa: E402
+from lkserver import ROOT  # noqa: E402
+from servers import running  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 CHROMIUM = "/usr/bin/chromium"
@@ -44,18 +46,9 @@ import maildir as mail  # noqa: E402  (Tests/e2e/maildir.py)
 # --- fixtures -----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def server(latchkey_path):
-    site = Site.create({"throttle": {"forgot_per_ip": {"count": 100000, "window": "1h"},
-                                     "login_failures_per_ip": {"count": 100000, "window": "1h"}}}, build=False)
-    srv = ApacheServer(site)
-    try:
-        srv.start()
-        result = site.latchkey("offer", "add", "members", "--name", "Members")
-        site.chown_var()
-        assert result.returncode == 0, result.stderr
+    with running("apache", {"throttle": {"forgot_per_ip": {"count": 100000, "window": "1h"},
+                                         "login_failures_per_ip": {"count": 100000, "window": "1h"}}}) as srv:
         yield srv
-    finally:
-        srv.cleanup()
-        site.remove()
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +78,6 @@ def _console_errors(driver) -> list[dict]:
     for entry in driver.get_log("browser"):
         if entry.get("level") not in ("SEVERE", "ERROR"):
             continue
-        if "favicon" in entry.get("message", ""):
-            continue
         errors.append(entry)
     return errors
 
@@ -102,9 +93,9 @@ def driver(browser, server):
     browser.get_log("browser")
 
 
-def assert_quiet_console(driver) -> None:
+def assert_quiet_console(driver, where: str = "") -> None:
     errors = _console_errors(driver)
-    assert not errors, f"errors in the browser console: {errors}"
+    assert not errors, f"errors in the browser console{' on ' + where if where else ''}: {errors}"
 
 
 _counter = iter(range(1, 10**6))
@@ -149,6 +140,9 @@ def wait_for_path(driver, path: str, timeout: float = 6.0) -> None:
     if outcome is not True:
         raise AssertionError(f"expected to land on {path}, the browser is at {driver.current_url} ({outcome})\n"
                              f"{body_text(driver)[:500]}")
+    # The page's own loads (stylesheets, the icon) have run once the document is complete.
+    WebDriverWait(driver, timeout).until(lambda d: d.execute_script("return document.readyState") == "complete")
+    assert_quiet_console(driver, path)
 
 
 def fill(driver, field_id: str, value: str) -> None:
@@ -245,6 +239,27 @@ def test_whole_customer_journey(driver, server):
     wait_for_path(driver, "/login.session-expired.html")
     assert MEMBERS_TEXT not in body_text(driver)
     shot(driver, "10-members-after-logout")
+    assert_quiet_console(driver)
+
+
+def test_customer_without_access_lands_on_the_account_page_with_whom_to_write(driver, server):
+    site = server.site
+    address = f"noaccess{next(_counter)}@example.com"
+    for args, stdin in ((("user", "add", address, "--no-email"), None), (("user", "set-password", address), PASSWORD + "\n")):
+        result = site.latchkey(*args, input=stdin)
+        site.chown_var()
+        assert result.returncode == 0, result.stderr
+    driver.get(server.url + "/login.html")
+    fill(driver, "email", address)
+    fill(driver, "password", PASSWORD)
+    submit(driver, "/cgi-bin/login")
+    wait_for_path(driver, "/account.no-access.html")
+    message = driver.find_element(By.CSS_SELECTOR, "[role='status']").text
+    assert "have access to the members area right now" in message and "help@example.com" in message, message
+    shot(driver, "14-no-access")
+    driver.get(server.url + "/members/")
+    wait_for_path(driver, "/account.no-access.html")
+    assert MEMBERS_TEXT not in body_text(driver)
     assert_quiet_console(driver)
 
 

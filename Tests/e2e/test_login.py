@@ -247,8 +247,20 @@ FAILURES = [
     ("wrong password", "ann@example.com", "not the password at all"),
     ("unknown address", "nobody@example.com", PASSWORD),
     ("contact, not a customer", "con@example.com", PASSWORD),
-    ("no active access", "rev@example.com", PASSWORD),
 ]
+
+
+def test_a_right_password_without_access_opens_the_account_page_and_a_wrong_one_fails_as_usual(failure_site):
+    """Not a failure (SPEC §4): only the password's owner sees the difference."""
+    site, srv = failure_site
+    reference = login(srv, "ann@example.com", "not the password at all")
+    wrong = login(srv, "rev@example.com", "not the password at all")
+    assert wrong.all("set-cookie") == [] and comparable(wrong) == comparable(reference)
+    right = login(srv, "rev@example.com", PASSWORD)
+    assert right.headers["location"] == srv.url + "/account.no-access.html"
+    value = cookie_value(right, "lk_session")
+    assert value and session_status(srv, value) == 401
+    assert srv.get("/members/", headers=cookie_header(value)).headers["location"] == srv.url + "/account.no-access.html"
 
 
 def test_failed_logins_answer_identically_whatever_the_reason(failure_site):

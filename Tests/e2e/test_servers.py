@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from lkserver import Site, deep_merge, wait_site_idle
-from servers import SERVER_KINDS, make_server
+from servers import SERVER_KINDS, running
 
 HERE = Path(__file__).resolve().parent
 
@@ -38,16 +38,8 @@ CONFIG = {"throttle": {"forgot_per_ip": {"count": 100000, "window": "1h"},
 @pytest.fixture(scope="module", params=SERVER_KINDS)
 def srv(request, latchkey_path):
     """A started server of each kind, serving its own fresh site; stopped at teardown."""
-    site = Site.create(deep_merge({}, CONFIG), build=False)
-    server = make_server(request.param, site)
-    server.kind = request.param
-    try:
-        server.start()
-        admin(site, "offer", "add", "members", "--name", "Members")
+    with running(request.param, deep_merge({}, CONFIG)) as server:
         yield server
-    finally:
-        server.cleanup()
-        site.remove()
 
 
 # --- helpers --------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ SWIFT_RELEASE = swift build -c release -Xswiftc -static-executable \
 	-Xswiftc -Xfrontend -Xswiftc -disable-concrete-type-metadata-mangled-name-accessors \
 	-Xswiftc -use-ld=lld -Xlinker --symbol-ordering-file=$(CURDIR)/Sources/latchkey-cgi/hot-functions.txt \
 	-Xlinker --no-warn-symbol-ordering
-CGIS = login logout forgot reset account session members
+CGIS = login logout forgot reset account session members admin
 PREFIX ?= /usr/local
 
 .PHONY: build deps-build demo demo-stop test screenshots fuzz bench clean
@@ -45,4 +45,4 @@ bench: build
 	python3 scripts/bench.py
 
 clean:
-	rm -rf .build cgi-bin/login cgi-bin/logout cgi-bin/forgot cgi-bin/reset cgi-bin/account cgi-bin/session artifacts
+	rm -rf .build $(addprefix cgi-bin/,$(CGIS)) artifacts

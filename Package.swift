@@ -1,5 +1,6 @@
 // swift-tools-version: 6.0
-// Latchkey: no Swift package dependencies; libsqlite3 and libsodium come from the system.
+// Latchkey: no Swift package dependencies; libsqlite3, libsodium and Nettle (HMAC-SHA1 for
+// TOTP, which libsodium lacks) come from the system.
 import PackageDescription
 
 let package = Package(
@@ -11,12 +12,13 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CSodium", providers: [.apt(["libsodium-dev"])]),
-        .target(name: "LatchkeyCore", dependencies: ["CSodium"]),
+        .systemLibrary(name: "CNettle", providers: [.apt(["nettle-dev"])]),
+        .target(name: "LatchkeyCore", dependencies: ["CSodium", "CNettle"]),
         .target(name: "LatchkeyStore", dependencies: ["LatchkeyCore", "CSQLite"]),
         .target(name: "LatchkeySite", dependencies: ["LatchkeyCore"]),
         .target(name: "LatchkeyMail", dependencies: ["LatchkeyCore", "LatchkeyStore", "LatchkeySite"]),
         .target(name: "LatchkeyAccounts", dependencies: ["LatchkeyCore", "LatchkeyStore", "LatchkeySite", "LatchkeyMail"]),
-        .target(name: "LatchkeyCGI", dependencies: ["LatchkeyCore", "LatchkeyStore", "LatchkeyAccounts"]),
+        .target(name: "LatchkeyCGI", dependencies: ["LatchkeyCore", "LatchkeyStore", "LatchkeySite", "LatchkeyAccounts"]),
         .target(name: "LatchkeyAdmin", dependencies: ["LatchkeyCore", "LatchkeyStore", "LatchkeySite", "LatchkeyMail", "LatchkeyAccounts"]),
         .executableTarget(name: "latchkey", dependencies: ["LatchkeyAdmin"]),
         // hot-functions.txt is the linker's order for the CGI's code (see the Makefile).

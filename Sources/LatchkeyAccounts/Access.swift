@@ -3,8 +3,21 @@ import LatchkeyStore
 
 /// Offers (memberships) and who holds access to them.
 public enum Access {
+    /// Adds offer `slug` (letters, digits, `-` and `_`, at most 64) named `name`.
+    public static func addOffer(slug: String, name: String, by actor: String, db: Database, now: Int64) throws {
+        guard !slug.isEmpty, slug.count <= 64, slug.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else {
+            throw AccessError("an offer slug is letters, digits, - and _ (at most 64)")
+        }
+        guard !name.trimmed.isEmpty, !name.hasControlCharacters, name.count <= 200 else { throw AccessError("missing --name") }
+        try db.write {
+            guard try db.query("SELECT 1 FROM offer WHERE slug = ?", [.text(slug)]).isEmpty else { throw AccessError("offer '\(slug)' already exists") }
+            try db.execute("INSERT INTO offer (slug, name, created_at) VALUES (?, ?, ?)", [.text(slug), .text(name), .int(now)])
+            try db.audit(AuditEvent(actor: actor, action: "offer.created", detail: slug), now: now)
+        }
+    }
+
     /// Grants `person` access to offer `slug`, making a contact a customer. Call inside `write`.
-    public static func grant(person: Person, offer slug: String, by actor: String, db: Database, now: Int64) throws {
+    public static func grant(person: Person, offer slug: String, by actor: String, remoteAddr: String = "", db: Database, now: Int64) throws {
         guard let offer = try db.query("SELECT id FROM offer WHERE slug = ?", [.text(slug)]).first?.int("id") else {
             throw AccessError("no offer '\(slug)' (see latchkey offer list; latchkey offer add \(slug) --name NAME)")
         }
@@ -13,11 +26,11 @@ public enum Access {
             ON CONFLICT (person_id, offer_id) DO UPDATE SET revoked_at = NULL, granted_at = excluded.granted_at, granted_by = excluded.granted_by
             """, [.int(person.id), .int(offer), .int(now), .text(actor)])
         try db.execute("UPDATE person SET kind = 'customer', updated_at = ? WHERE id = ?", [.int(now), .int(person.id)])
-        try db.audit(AuditEvent(actor: actor, action: "access.granted", personID: person.id, subject: person.email, detail: slug), now: now)
+        try db.audit(AuditEvent(actor: actor, action: "access.granted", personID: person.id, subject: person.email, remoteAddr: remoteAddr, detail: slug), now: now)
     }
 
     /// Revokes `person`'s access to `slug`; the last one revoked ends their sessions. Call inside `write`.
-    public static func revoke(person: Person, offer slug: String, by actor: String, db: Database, now: Int64) throws {
+    public static func revoke(person: Person, offer slug: String, by actor: String, remoteAddr: String = "", db: Database, now: Int64) throws {
         try db.execute("""
             UPDATE access_grant SET revoked_at = ? WHERE person_id = ? AND revoked_at IS NULL
               AND offer_id = (SELECT id FROM offer WHERE slug = ?)
@@ -26,7 +39,7 @@ public enum Access {
         if try !db.hasActiveAccess(personID: person.id) {
             try db.execute("DELETE FROM session WHERE person_id = ?", [.int(person.id)])
         }
-        try db.audit(AuditEvent(actor: actor, action: "access.revoked", personID: person.id, subject: person.email, detail: slug), now: now)
+        try db.audit(AuditEvent(actor: actor, action: "access.revoked", personID: person.id, subject: person.email, remoteAddr: remoteAddr, detail: slug), now: now)
     }
 }
 

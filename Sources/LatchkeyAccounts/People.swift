@@ -5,7 +5,7 @@ import LatchkeyStore
 public enum People {
     /// Moves `person` to `newEmail`: voids links, ends sessions, and tells the old address.
     /// Returns the queued mail's id. Its own transaction (a savepoint inside another `write`).
-    public static func changeEmail(_ person: Person, to newEmail: String, by actor: String, services: Services, now: Int64) throws -> Int64 {
+    public static func changeEmail(_ person: Person, to newEmail: String, by actor: String, remoteAddr: String = "", services: Services, now: Int64) throws -> Int64 {
         let db = services.db
         return try db.write {
             guard try db.person(email: newEmail) == nil else { throw AccessError("\(newEmail) already belongs to someone") }
@@ -13,14 +13,14 @@ public enum People {
             try db.voidTokens(personID: person.id, now: now)
             try db.execute("DELETE FROM session WHERE person_id = ?", [.int(person.id)])
             try db.audit(AuditEvent(actor: actor, action: "email.changed", personID: person.id, subject: Person.normalize(newEmail),
-                                    detail: "from \(person.email)"), now: now)
+                                    remoteAddr: remoteAddr, detail: "from \(person.email)"), now: now)
             return try services.mailer.queue(.emailChanged, to: person, recipient: person.email,
                                              values: ["new_email": .string(Person.normalize(newEmail))], by: actor, now: now)
         }
     }
 
     /// Closes (`disabled` true) or reopens login; closing ends sessions and voids links.
-    public static func setDisabled(_ person: Person, _ disabled: Bool, by actor: String, db: Database, now: Int64) throws {
+    public static func setDisabled(_ person: Person, _ disabled: Bool, by actor: String, remoteAddr: String = "", db: Database, now: Int64) throws {
         try db.write {
             try db.execute("UPDATE person SET disabled_at = ?, updated_at = ? WHERE id = ?",
                            [disabled ? .int(now) : .null, .int(now), .int(person.id)])
@@ -29,17 +29,17 @@ public enum People {
                 try db.voidTokens(personID: person.id, now: now)
             }
             try db.audit(AuditEvent(actor: actor, action: disabled ? "person.disabled" : "person.enabled", personID: person.id,
-                                    subject: person.email), now: now)
+                                    subject: person.email, remoteAddr: remoteAddr), now: now)
         }
     }
 
     /// Erases `person` with their links, sessions, grants and mail. The audit trail keeps that
     /// events happened, but no longer says to whom: subjects and details naming them are blanked.
-    public static func erase(_ person: Person, by actor: String, db: Database, now: Int64) throws {
+    public static func erase(_ person: Person, by actor: String, remoteAddr: String = "", db: Database, now: Int64) throws {
         try db.write {
             try db.execute("DELETE FROM person WHERE id = ?", [.int(person.id)])
             try db.execute("UPDATE audit SET subject = '', detail = '', remote_addr = '' WHERE person_id = ?", [.int(person.id)])
-            try db.audit(AuditEvent(actor: actor, action: "person.deleted", personID: person.id), now: now)
+            try db.audit(AuditEvent(actor: actor, action: "person.deleted", personID: person.id, remoteAddr: remoteAddr), now: now)
         }
     }
 }

@@ -7,17 +7,9 @@ enum AccessCommands {
     static func addOffer(_ invocation: Invocation) throws {
         try invocation.arguments.allow(["name"])
         let slug = try invocation.word(0, "SLUG")
-        guard slug.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }), slug.count <= 64 else {
-            throw CommandError("an offer slug is letters, digits, - and _ (at most 64)")
-        }
-        guard let name = invocation.arguments.options["name"], !name.trimmed.isEmpty else { throw CommandError("missing --name") }
+        let name = invocation.arguments.options["name"] ?? ""
         let services = try invocation.services()
-        let now = Clock.now()
-        try services.db.write {
-            guard try services.db.query("SELECT 1 FROM offer WHERE slug = ?", [.text(slug)]).isEmpty else { throw CommandError("offer '\(slug)' already exists") }
-            try services.db.execute("INSERT INTO offer (slug, name, created_at) VALUES (?, ?, ?)", [.text(slug), .text(name), .int(now)])
-            try services.db.audit(AuditEvent(actor: invocation.operator, action: "offer.created", detail: slug), now: now)
-        }
+        try Access.addOffer(slug: slug, name: name, by: invocation.operator, db: services.db, now: Clock.now())
         Console.out("Offer added: \(slug) (\(name))")
     }
 
@@ -38,19 +30,16 @@ enum AccessCommands {
         let services = try invocation.services()
         let email = try invocation.word(0, "EMAIL"), slug = try invocation.word(1, "OFFER")
         guard let person = try services.db.person(email: email) else { throw CommandError("no one with the address \(Person.normalize(email))") }
-        let now = Clock.now()
-        try services.db.write { try Access.grant(person: person, offer: slug, by: invocation.operator, db: services.db, now: now) }
+        let wanted = services.config.welcomeOnGrant && !invocation.arguments.flags.contains("no-email")
+        let sent = try Support.grant(person, offer: slug, welcome: wanted, by: invocation.actor, services: services, now: Clock.now())
         Console.out("Access granted: \(person.email) → \(slug)")
-        let welcome = services.config.welcomeOnGrant && !invocation.arguments.flags.contains("no-email") && person.passwordHash == nil
-        guard welcome, let customer = try services.db.person(id: person.id) else { return }
-        guard Recovery.refusal(for: customer) == nil else {
-            Console.out("No welcome email: \(customer.email) is disabled (latchkey user enable \(customer.email), then latchkey welcome resend \(customer.email)).")
-            return
+        if let sent {
+            Console.out("Welcome email sent with a set-password link:")
+            Console.out(ResetTokens.url(token: sent.link.token, config: services.config))
+            try UserCommands.deliverNow(sent.mailID, services)
+        } else if wanted, person.passwordHash == nil, person.disabledAt != nil {
+            Console.out("No welcome email: \(person.email) is disabled (latchkey user enable \(person.email), then latchkey welcome resend \(person.email)).")
         }
-        let sent = try Recovery.sendLink(to: customer, welcome: true, by: invocation.operator, services: services, now: now)
-        Console.out("Welcome email sent with a set-password link:")
-        Console.out(ResetTokens.url(token: sent.link.token, config: services.config))
-        try UserCommands.deliverNow(sent.mailID, services)
     }
 
     static func revoke(_ invocation: Invocation) throws {

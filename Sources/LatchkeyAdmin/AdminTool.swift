@@ -42,6 +42,17 @@ public enum AdminTool {
         Command(words: ["mail", "retry"], usage: "mail retry ID | --failed",
                 summary: "send one message (or every failed one) again now", run: MailCommands.retry),
         Command(words: ["mail", "deliver"], usage: "mail deliver", summary: "deliver every message that is due (for cron)", run: MailCommands.deliver),
+        Command(words: ["staff", "add"], usage: "staff add EMAIL --role viewer|support|manager|owner [--name N]",
+                summary: "add a staff console account; prints and emails its enrolment link (24 h)", run: StaffCommands.add),
+        Command(words: ["staff", "list"], usage: "staff list [--json]", summary: "the staff accounts with role and state", run: StaffCommands.list),
+        Command(words: ["staff", "role"], usage: "staff role EMAIL ROLE", summary: "change a staff member's role", run: StaffCommands.setRole),
+        Command(words: ["staff", "disable"], usage: "staff disable EMAIL", summary: "close a staff member's console login", run: StaffCommands.disable),
+        Command(words: ["staff", "enable"], usage: "staff enable EMAIL", summary: "reopen a staff member's console login", run: StaffCommands.enable),
+        Command(words: ["staff", "remove"], usage: "staff remove EMAIL --yes", summary: "remove a staff account", run: StaffCommands.remove),
+        Command(words: ["staff", "reset-2fa"], usage: "staff reset-2fa EMAIL",
+                summary: "a lost phone: void the second factor and codes, end sessions, print a new enrolment link", run: StaffCommands.resetSecondFactor),
+        Command(words: ["audit"], usage: "audit [--person EMAIL] [--actor WHO] [--action A] [--since 7d] [--json]",
+                summary: "read the audit trail, newest first", run: AuditCommand.run),
         Command(words: ["doctor"], usage: "doctor [--user www-data] [--cgi-dir DIR] [--url http://HOST:PORT/]",
                 summary: "check a deployment: permissions, paths, CGIs, mail transport, and the live site", run: DoctorCommand.run),
         Command(words: ["webserver"], usage: "webserver apache|nginx|lighttpd [--standalone --listen 127.0.0.1:PORT --runtime-dir DIR [--tls-cert FILE --tls-key FILE]] [--cgi-dir DIR]",
@@ -112,6 +123,9 @@ struct Invocation {
         try services.db.migrate()
         return services
     }
+
+    /// The operator as the core's actor.
+    var actor: Support.Actor { Support.Actor(`operator`) }
 
     /// Who is running the command, for the audit trail.
     var `operator`: String {

@@ -1,7 +1,8 @@
 /// A command line split into words, `--option value` pairs and `--flag`s.
 public struct Arguments {
     /// Options that take a value; every other `--word` is a flag.
-    static let valued: Set<String> = ["config", "name", "offer", "listen", "runtime-dir", "cgi-dir", "url", "tls-cert", "tls-key", "user"]
+    static let valued: Set<String> = ["config", "name", "offer", "listen", "runtime-dir", "cgi-dir", "url", "tls-cert", "tls-key", "user",
+                                        "role", "person", "actor", "action", "since"]
 
     /// Positional words, the command's own name first.
     public var words: [String] = []

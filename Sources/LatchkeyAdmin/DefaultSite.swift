@@ -20,6 +20,89 @@ enum DefaultSite {
 }
 
 """#),
+        ("assets/console.css", #"""
+/* The staff console: the default theme's tokens and controls, laid out for work (wide
+   tables, a navigation bar) and down to 375 px. Colours come from latchkey.css, which is
+   checked for WCAG AA. */
+.lk-console { margin: 0; background: var(--lk-page); color: var(--lk-text); font-family: var(--lk-font); line-height: 1.5; }
+.lk-skip { position: absolute; left: -999px; top: 0; padding: 8px 12px; background: var(--lk-surface); color: var(--lk-link); }
+.lk-skip:focus { left: 8px; z-index: 10; }
+.lk-console-bar { display: flex; flex-wrap: wrap; align-items: center; gap: 8px 24px; padding: 12px 20px;
+  background: var(--lk-surface); border-bottom: 1px solid var(--lk-line); }
+.lk-console-name { font-weight: 700; }
+.lk-console-nav { display: flex; flex-wrap: wrap; gap: 4px 16px; margin: 0; padding: 0; list-style: none; }
+.lk-console-nav a, .lk-console-main a:not(.lk-button), .lk-pager a { color: var(--lk-link); }
+.lk-console-me { display: flex; align-items: center; gap: 12px; margin-left: auto; color: var(--lk-muted); }
+.lk-console-me form, .lk-inline-form { display: inline-flex; flex-wrap: wrap; gap: 6px; align-items: center; margin: 0; }
+.lk-console-main { max-width: 1100px; margin: 0 auto; padding: 20px; }
+.lk-console-main:focus { outline: none; }
+.lk-console-narrow { max-width: 520px; }
+.lk-console-main .lk-card { margin: 0 0 24px; }
+.lk-console-heading { display: flex; flex-wrap: wrap; align-items: center; justify-content: space-between; gap: 12px; }
+.lk-console-search, .lk-console-filters { display: flex; flex-wrap: wrap; align-items: end; gap: 8px 12px; margin: 16px 0; }
+.lk-console-search label { flex-basis: 100%; font-weight: 600; }
+.lk-console-search input { flex: 1 1 240px; }
+.lk-console-search .lk-hint { flex-basis: 100%; margin: 0; }
+.lk-console input[type=search], .lk-console input[type=text], .lk-console input[type=email], .lk-console select {
+  min-height: 40px; padding: 6px 10px; border: 1px solid var(--lk-field-line); border-radius: var(--lk-radius-control);
+  background: var(--lk-field-bg); color: var(--lk-text); font: inherit; }
+.lk-table-wrap { overflow-x: auto; margin: 12px 0; background: var(--lk-surface); border: 1px solid var(--lk-line); border-radius: 12px; }
+.lk-table-wrap:focus-visible { outline: 3px solid var(--lk-link); outline-offset: 2px; }
+.lk-table { width: 100%; border-collapse: collapse; }
+.lk-table caption { text-align: left; padding: 8px 12px; color: var(--lk-muted); }
+.lk-table th, .lk-table td { padding: 8px 12px; text-align: left; vertical-align: top; border-top: 1px solid var(--lk-line); }
+.lk-table thead th { border-top: 0; font-weight: 600; }
+.lk-console-actions { display: flex; flex-wrap: wrap; gap: 8px; margin: 8px 0 16px; padding: 0; list-style: none; }
+.lk-status { padding: 10px 14px; border-left: 4px solid var(--lk-success-line); background: var(--lk-success-bg); color: var(--lk-success-text); }
+.lk-status-warning { border-left-color: var(--lk-error-line); background: var(--lk-error-bg); color: var(--lk-error-text); }
+.lk-reset-status { margin: 16px 0; padding: 12px 16px; border: 1px solid var(--lk-info-line); border-radius: 12px; background: var(--lk-info-bg); color: var(--lk-info-text); }
+.lk-reset-status h2 { margin-top: 0; font-size: 1.1rem; }
+.lk-copy { display: flex; flex-wrap: wrap; gap: 8px; }
+.lk-copy input { flex: 1 1 260px; min-width: 0; }
+.lk-facts { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; }
+.lk-facts dt { font-weight: 600; }
+.lk-facts dd { margin: 0; }
+.lk-qr svg { width: 220px; height: 220px; }
+.lk-secret { font-size: 1.1rem; letter-spacing: 0.08em; word-break: break-all; }
+.lk-codes { columns: 2; padding-left: 20px; }
+.lk-pager { display: flex; gap: 16px; margin: 12px 0; }
+.lk-audit { padding-left: 20px; }
+.lk-console-foot { max-width: 1100px; margin: 0 auto; padding: 8px 20px 32px; }
+.lk-console-locale { display: flex; flex-wrap: wrap; gap: 8px; align-items: center; }
+.lk-visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
+@media (max-width: 480px) {
+  .lk-console-main { padding: 12px; }
+  .lk-facts { grid-template-columns: 1fr; }
+  .lk-codes { columns: 1; }
+}
+/* The console is a working page, not a centred card: undo the theme's centring. */
+body.lk-console { display: block; padding: 0; }
+.lk-console-bar, .lk-console-main, .lk-console-foot { width: 100%; }
+.lk-console-me { flex-wrap: wrap; min-width: 0; overflow-wrap: anywhere; }
+.lk-console-main h1, .lk-console-main p, .lk-console-main li, .lk-console-main dd { overflow-wrap: anywhere; }
+
+"""#),
+        ("assets/console.js", #"""
+// The staff console's one script: the Copy Link button beside a live reset link. Without
+// scripts the read-only field is still there to select and copy by hand.
+"use strict";
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("[data-copy]");
+  if (!button) return;
+  const field = document.getElementById(button.dataset.copy);
+  const status = document.getElementById("copy-status");
+  field.focus();
+  field.select();
+  const done = () => { if (status) status.textContent = button.dataset.copied; };
+  if (navigator.clipboard && window.isSecureContext) {
+    navigator.clipboard.writeText(field.value).then(done, () => { document.execCommand("copy"); done(); });
+  } else {
+    document.execCommand("copy");
+    done();
+  }
+});
+
+"""#),
         ("assets/custom.css", #"""
 /* custom.css — your own overrides.
    This file loads last, after latchkey.css and the generated brand.css, so
@@ -437,6 +520,13 @@ h1 {
       "intro": "The email address for your account was changed to",
       "next": "From now on, you'll log in with the new address, and we'll send account emails there.",
       "ignore": "If you didn't ask for this change, contact us right away."
+    },
+    "staff_enrolment": {
+      "subject": "Set up your staff console account",
+      "intro": "You've been added to the support staff. Open the link to choose a password and set up your authenticator app.",
+      "action": "Set up my account",
+      "expiry": "This link works once and expires in",
+      "ignore": "If you weren't expecting this, you can ignore this email."
     }
   },
   "errors": {
@@ -460,6 +550,255 @@ h1 {
     "hours": "hours",
     "day": "day",
     "days": "days"
+  },
+  "admin": {
+    "console": "Staff console",
+    "skip": "Skip to content",
+    "nav_label": "Console",
+    "logout": "Log out",
+    "language": "Language",
+    "language_submit": "Change",
+    "nav": {
+      "people": "People",
+      "mail": "Failed mail",
+      "audit": "Audit trail",
+      "offers": "Offers",
+      "staff": "Staff"
+    },
+    "login": {
+      "title": "Staff login",
+      "intro": "Log in with your staff account and the code from your authenticator app.",
+      "code": "Authentication code",
+      "code_hint": "The 6-digit code from your authenticator app, or one of your recovery codes.",
+      "submit": "Log in"
+    },
+    "enrol": {
+      "title": "Set up your staff account",
+      "expired": "This enrolment link has expired or was already used. Ask an owner for a new one.",
+      "intro": "You're setting up the staff account for",
+      "step_app": "1. Add the account to your authenticator app",
+      "scan": "Scan this QR code with your authenticator app (Google Authenticator, Authy, 1Password, Microsoft Authenticator…).",
+      "or_type": "Or type this key into the app:",
+      "step_codes": "2. Keep your recovery codes",
+      "codes_intro": "Each code logs you in once if you lose your phone. Store them somewhere safe: they are shown only now.",
+      "step_password": "3. Choose a password and confirm",
+      "code": "Code from your authenticator app",
+      "submit": "Finish setting up",
+      "qr_title": "QR code for your authenticator app"
+    },
+    "people": {
+      "title": "People",
+      "new": "Add person",
+      "search_label": "Search by email or name",
+      "search": "Search",
+      "search_hint": "Any part of an email address or name, in any case.",
+      "short_query": "Fewer than 3 characters search the start of email addresses only.",
+      "none": "Nobody matches.",
+      "results": "Results",
+      "page": "page",
+      "select": "Select",
+      "col_email": "Email",
+      "col_name": "Name",
+      "col_kind": "Kind",
+      "disabled": "login closed",
+      "bulk_reset": "Send password reset to selected",
+      "pages": "Result pages",
+      "previous": "Previous page",
+      "next": "Next page"
+    },
+    "kind": {
+      "customer": "customer",
+      "contact": "contact"
+    },
+    "person": {
+      "title": "Person",
+      "back": "Back to people",
+      "back_to_record": "Back to the record",
+      "status_label": "Status:",
+      "status_contact": "Contact: no login access",
+      "status_disabled": "Login closed",
+      "status_no_access": "No active access: account page only",
+      "status_temporary": "Temporary password: must choose a new one at next login",
+      "status_ok": "Can log in",
+      "reset_sent": "Reset password email sent",
+      "by": "by",
+      "expires": "link expires",
+      "link_label": "Reset link",
+      "copy": "Copy link",
+      "copied": "Link copied.",
+      "link_hidden": "A reset link is live; your role cannot see it.",
+      "actions": "Actions",
+      "no_actions": "Your role can only read this record.",
+      "details": "Details",
+      "created": "Added",
+      "last_login": "Last login",
+      "last_failed_login": "Last failed login",
+      "never": "never",
+      "password": "Password",
+      "password_never": "never set",
+      "password_temporary": "temporary",
+      "password_set": "set",
+      "access": "Access",
+      "no_access": "No access.",
+      "since": "since",
+      "revoked": "revoked",
+      "sessions": "Sessions",
+      "no_sessions": "No active sessions.",
+      "seen": "last seen",
+      "mail": "Email history",
+      "no_mail": "No email sent.",
+      "col_when": "When",
+      "col_subject": "Email",
+      "col_status": "Status",
+      "col_actions": "Actions",
+      "retry": "Retry",
+      "audit": "Audit trail"
+    },
+    "actions": {
+      "reset": "Reset password",
+      "welcome": "Resend welcome email",
+      "set_password": "Set password",
+      "end_sessions": "End all sessions",
+      "set_email": "Change email",
+      "grant": "Grant access",
+      "revoke": "Revoke access",
+      "disable": "Disable login",
+      "enable": "Enable login",
+      "delete": "Delete person"
+    },
+    "confirm": {
+      "reset_title": "Send a password reset email?",
+      "reset_explain": "They get an email with a link to choose a new password. Inside the reuse window it is the same link as before.",
+      "reset_submit": "Send email",
+      "welcome_title": "Resend the welcome email?",
+      "welcome_explain": "Their password does not change.",
+      "welcome_submit": "Send email",
+      "set_password_title": "Set a password",
+      "set_password_explain": "Their sessions end and outstanding links stop working. Tell them the password another way.",
+      "set_password_submit": "Save password",
+      "end_sessions_title": "End all sessions?",
+      "end_sessions_explain": "Every device they are logged in on is signed out.",
+      "end_sessions_submit": "End sessions",
+      "set_email_title": "Change the email address",
+      "set_email_explain": "Links stop working, sessions end, and the old address is told.",
+      "set_email_submit": "Change address",
+      "grant_title": "Grant access",
+      "grant_explain": "Someone who never set a password gets the welcome email.",
+      "grant_submit": "Grant access",
+      "revoke_title": "Revoke access?",
+      "revoke_explain": "Revoking their last access ends their sessions.",
+      "revoke_submit": "Revoke access",
+      "disable_title": "Disable login?",
+      "disable_explain": "They cannot log in; sessions end and links stop working. Nothing is deleted.",
+      "disable_submit": "Disable login",
+      "enable_title": "Enable login?",
+      "enable_explain": "They can log in again with their password.",
+      "enable_submit": "Enable login",
+      "delete_title": "Delete this person?",
+      "delete_explain": "This erases them with their links, sessions, access and email history. The audit trail keeps only that it happened.",
+      "delete_submit": "Delete person",
+      "temporary": "Temporary: they must choose a new one at next login",
+      "notify": "Email them that their password was set (never the password)",
+      "new_email": "New email address",
+      "no_offers": "There is no offer to choose.",
+      "offer": "Offer",
+      "type_email": "Type their email address to confirm",
+      "code": "Authentication code",
+      "code_hint": "This action needs a fresh code from your authenticator app."
+    },
+    "new": {
+      "title": "Add a person",
+      "name": "Name",
+      "kind": "Kind",
+      "customer": "Customer (can log in)",
+      "contact": "Contact (no login access)",
+      "offer": "Access to",
+      "no_offer": "No offer yet",
+      "send_email": "Send the welcome email with a set-password link",
+      "submit": "Add person"
+    },
+    "bulk": {
+      "title": "Send password reset emails?",
+      "explain": "Each of these people gets a reset email (the same link inside the reuse window).",
+      "submit": "Send emails",
+      "cancel": "Cancel"
+    },
+    "mail": {
+      "title": "Failed mail",
+      "intro": "Messages the mail transport refused. Open a person to retry one; `latchkey mail retry --failed` retries all.",
+      "none": "No failed mail.",
+      "col_to": "To",
+      "col_kind": "Email",
+      "col_error": "Error"
+    },
+    "audit": {
+      "title": "Audit trail",
+      "person": "Person's email",
+      "actor": "Actor",
+      "action": "Action",
+      "filter": "Filter",
+      "none": "No entries match.",
+      "subject": "Subject",
+      "from": "From",
+      "detail": "Detail"
+    },
+    "offers": {
+      "title": "Offers",
+      "members": "with access",
+      "add": "Add an offer",
+      "slug": "Slug (letters, digits, - and _)",
+      "name": "Name",
+      "submit": "Add offer"
+    },
+    "staff_page": {
+      "title": "Staff",
+      "col_role": "Role",
+      "col_state": "State",
+      "col_change": "Change",
+      "disabled": "disabled",
+      "enrolled": "enrolled",
+      "not_enrolled": "not enrolled yet",
+      "you": "you",
+      "code_placeholder": "code",
+      "change_role": "Change role",
+      "add": "Add a staff member",
+      "submit": "Add and email the enrolment link"
+    },
+    "messages": {
+      "login_failed": "That email, password and code don't match our records.",
+      "signed_out": "You have been signed out.",
+      "session_ended": "Your session ended. Log in again.",
+      "enrolled": "Your staff account is ready.",
+      "wrong_code": "That code isn't the one your authenticator app shows now.",
+      "step_up_refused": "This action needs a fresh authentication code.",
+      "reset_sent": "Reset password email sent.",
+      "welcome_sent": "Welcome email sent.",
+      "retry_sent": "Message sent.",
+      "retry_failed": "The message failed again; the error is in the email history.",
+      "sessions_ended": "Every session ended.",
+      "password_set": "Password set. Their sessions ended.",
+      "temporary_set": "Temporary password set: they choose a new one at next login.",
+      "email_changed": "Email address changed; the old address was told.",
+      "invalid_email": "Enter a valid email address.",
+      "exists_refused": "Someone already has that address.",
+      "granted": "Access granted.",
+      "revoked": "Access revoked.",
+      "disabled": "Login closed; sessions ended, links voided.",
+      "enabled": "Login reopened.",
+      "deleted": "Person erased.",
+      "confirm_refused": "The address typed doesn't match theirs; nothing was deleted.",
+      "refused": "Not done: a contact or a disabled person gets no link.",
+      "created": "Account successfully created.",
+      "created_sent": "Account successfully created and reset password email sent.",
+      "contact_added": "Contact added.",
+      "bulk_sent": "Reset password emails sent.",
+      "bulk_partly_sent": "Reset emails sent, except to contacts and disabled people.",
+      "offer_added": "Offer added.",
+      "offer_refused": "Not added: the slug is taken or not letters, digits, - and _.",
+      "staff_added": "Staff member added; the enrolment link was emailed.",
+      "staff_changed": "Staff account changed.",
+      "staff_2fa_reset": "Second factor reset; a new enrolment link was emailed."
+    }
   }
 }
 
@@ -588,6 +927,13 @@ h1 {
       "intro": "El correo electrónico de tu cuenta se ha cambiado a",
       "next": "A partir de ahora, iniciarás sesión con la nueva dirección y te enviaremos allí los correos sobre tu cuenta.",
       "ignore": "Si no has pedido este cambio, ponte en contacto con nosotros cuanto antes."
+    },
+    "staff_enrolment": {
+      "subject": "Configura tu cuenta de la consola de soporte",
+      "intro": "Te han añadido al equipo de soporte. Abre el enlace para elegir una contraseña y configurar tu aplicación de autenticación.",
+      "action": "Configurar mi cuenta",
+      "expiry": "Este enlace funciona una sola vez y caduca en",
+      "ignore": "Si no esperabas este correo, puedes ignorarlo."
     }
   },
   "errors": {
@@ -611,6 +957,255 @@ h1 {
     "hours": "horas",
     "day": "día",
     "days": "días"
+  },
+  "admin": {
+    "console": "Consola de soporte",
+    "skip": "Ir al contenido",
+    "nav_label": "Consola",
+    "logout": "Cerrar sesión",
+    "language": "Idioma",
+    "language_submit": "Cambiar",
+    "nav": {
+      "people": "Personas",
+      "mail": "Correos fallidos",
+      "audit": "Registro de auditoría",
+      "offers": "Ofertas",
+      "staff": "Equipo"
+    },
+    "login": {
+      "title": "Acceso del equipo",
+      "intro": "Inicia sesión con tu cuenta de soporte y el código de tu aplicación de autenticación.",
+      "code": "Código de autenticación",
+      "code_hint": "El código de 6 dígitos de tu aplicación, o uno de tus códigos de recuperación.",
+      "submit": "Iniciar sesión"
+    },
+    "enrol": {
+      "title": "Configura tu cuenta de soporte",
+      "expired": "Este enlace ha caducado o ya se usó. Pide uno nuevo a un propietario.",
+      "intro": "Estás configurando la cuenta de soporte de",
+      "step_app": "1. Añade la cuenta a tu aplicación de autenticación",
+      "scan": "Escanea este código QR con tu aplicación (Google Authenticator, Authy, 1Password, Microsoft Authenticator…).",
+      "or_type": "O escribe esta clave en la aplicación:",
+      "step_codes": "2. Guarda tus códigos de recuperación",
+      "codes_intro": "Cada código te permite entrar una vez si pierdes el teléfono. Guárdalos en un lugar seguro: solo se muestran ahora.",
+      "step_password": "3. Elige una contraseña y confirma",
+      "code": "Código de tu aplicación de autenticación",
+      "submit": "Terminar",
+      "qr_title": "Código QR para tu aplicación de autenticación"
+    },
+    "people": {
+      "title": "Personas",
+      "new": "Añadir persona",
+      "search_label": "Buscar por correo o nombre",
+      "search": "Buscar",
+      "search_hint": "Cualquier parte de un correo o un nombre, sin importar mayúsculas.",
+      "short_query": "Con menos de 3 caracteres solo se busca el inicio de los correos.",
+      "none": "Nadie coincide.",
+      "results": "Resultados",
+      "page": "página",
+      "select": "Seleccionar",
+      "col_email": "Correo",
+      "col_name": "Nombre",
+      "col_kind": "Tipo",
+      "disabled": "acceso cerrado",
+      "bulk_reset": "Enviar restablecimiento a los seleccionados",
+      "pages": "Páginas de resultados",
+      "previous": "Página anterior",
+      "next": "Página siguiente"
+    },
+    "kind": {
+      "customer": "cliente",
+      "contact": "contacto"
+    },
+    "person": {
+      "title": "Persona",
+      "back": "Volver a personas",
+      "back_to_record": "Volver a la ficha",
+      "status_label": "Estado:",
+      "status_contact": "Contacto: sin acceso",
+      "status_disabled": "Acceso cerrado",
+      "status_no_access": "Sin acceso activo: solo la página de la cuenta",
+      "status_temporary": "Contraseña temporal: debe elegir otra al entrar",
+      "status_ok": "Puede iniciar sesión",
+      "reset_sent": "Correo de restablecimiento enviado",
+      "by": "por",
+      "expires": "el enlace caduca",
+      "link_label": "Enlace de restablecimiento",
+      "copy": "Copiar enlace",
+      "copied": "Enlace copiado.",
+      "link_hidden": "Hay un enlace activo; tu rol no puede verlo.",
+      "actions": "Acciones",
+      "no_actions": "Tu rol solo puede leer esta ficha.",
+      "details": "Detalles",
+      "created": "Añadido",
+      "last_login": "Último acceso",
+      "last_failed_login": "Último acceso fallido",
+      "never": "nunca",
+      "password": "Contraseña",
+      "password_never": "nunca definida",
+      "password_temporary": "temporal",
+      "password_set": "definida",
+      "access": "Acceso",
+      "no_access": "Sin acceso.",
+      "since": "desde",
+      "revoked": "revocado",
+      "sessions": "Sesiones",
+      "no_sessions": "Sin sesiones activas.",
+      "seen": "visto",
+      "mail": "Historial de correo",
+      "no_mail": "No se ha enviado ningún correo.",
+      "col_when": "Cuándo",
+      "col_subject": "Correo",
+      "col_status": "Estado",
+      "col_actions": "Acciones",
+      "retry": "Reintentar",
+      "audit": "Registro de auditoría"
+    },
+    "actions": {
+      "reset": "Restablecer contraseña",
+      "welcome": "Reenviar bienvenida",
+      "set_password": "Definir contraseña",
+      "end_sessions": "Cerrar todas las sesiones",
+      "set_email": "Cambiar correo",
+      "grant": "Dar acceso",
+      "revoke": "Retirar acceso",
+      "disable": "Cerrar acceso",
+      "enable": "Reabrir acceso",
+      "delete": "Eliminar persona"
+    },
+    "confirm": {
+      "reset_title": "¿Enviar un correo de restablecimiento?",
+      "reset_explain": "Recibe un enlace para elegir una contraseña nueva. Dentro de la ventana de reutilización es el mismo enlace.",
+      "reset_submit": "Enviar correo",
+      "welcome_title": "¿Reenviar el correo de bienvenida?",
+      "welcome_explain": "Su contraseña no cambia.",
+      "welcome_submit": "Enviar correo",
+      "set_password_title": "Definir una contraseña",
+      "set_password_explain": "Sus sesiones se cierran y los enlaces dejan de funcionar. Comunícale la contraseña por otra vía.",
+      "set_password_submit": "Guardar",
+      "end_sessions_title": "¿Cerrar todas las sesiones?",
+      "end_sessions_explain": "Se cierra la sesión en todos sus dispositivos.",
+      "end_sessions_submit": "Cerrar sesiones",
+      "set_email_title": "Cambiar el correo",
+      "set_email_explain": "Los enlaces dejan de funcionar, las sesiones se cierran y se avisa a la dirección anterior.",
+      "set_email_submit": "Cambiar correo",
+      "grant_title": "Dar acceso",
+      "grant_explain": "Quien nunca definió una contraseña recibe el correo de bienvenida.",
+      "grant_submit": "Dar acceso",
+      "revoke_title": "¿Retirar el acceso?",
+      "revoke_explain": "Retirar su último acceso cierra sus sesiones.",
+      "revoke_submit": "Retirar acceso",
+      "disable_title": "¿Cerrar el acceso?",
+      "disable_explain": "No podrá iniciar sesión; las sesiones se cierran y los enlaces dejan de funcionar. No se borra nada.",
+      "disable_submit": "Cerrar acceso",
+      "enable_title": "¿Reabrir el acceso?",
+      "enable_explain": "Podrá volver a entrar con su contraseña.",
+      "enable_submit": "Reabrir acceso",
+      "delete_title": "¿Eliminar a esta persona?",
+      "delete_explain": "Se borra con sus enlaces, sesiones, accesos y correos. El registro de auditoría solo guarda que ocurrió.",
+      "delete_submit": "Eliminar",
+      "temporary": "Temporal: debe elegir otra al entrar",
+      "notify": "Avisarle por correo de que se definió su contraseña (nunca la contraseña)",
+      "new_email": "Correo nuevo",
+      "no_offers": "No hay ofertas para elegir.",
+      "offer": "Oferta",
+      "type_email": "Escribe su correo para confirmar",
+      "code": "Código de autenticación",
+      "code_hint": "Esta acción necesita un código nuevo de tu aplicación de autenticación."
+    },
+    "new": {
+      "title": "Añadir una persona",
+      "name": "Nombre",
+      "kind": "Tipo",
+      "customer": "Cliente (puede entrar)",
+      "contact": "Contacto (sin acceso)",
+      "offer": "Acceso a",
+      "no_offer": "Todavía ninguna oferta",
+      "send_email": "Enviar el correo de bienvenida con un enlace para elegir contraseña",
+      "submit": "Añadir"
+    },
+    "bulk": {
+      "title": "¿Enviar correos de restablecimiento?",
+      "explain": "Cada una de estas personas recibe un correo de restablecimiento (el mismo enlace dentro de la ventana de reutilización).",
+      "submit": "Enviar correos",
+      "cancel": "Cancelar"
+    },
+    "mail": {
+      "title": "Correos fallidos",
+      "intro": "Mensajes que el transporte rechazó. Abre una ficha para reintentar uno; `latchkey mail retry --failed` los reintenta todos.",
+      "none": "No hay correos fallidos.",
+      "col_to": "Para",
+      "col_kind": "Correo",
+      "col_error": "Error"
+    },
+    "audit": {
+      "title": "Registro de auditoría",
+      "person": "Correo de la persona",
+      "actor": "Autor",
+      "action": "Acción",
+      "filter": "Filtrar",
+      "none": "Ninguna entrada coincide.",
+      "subject": "Sujeto",
+      "from": "Desde",
+      "detail": "Detalle"
+    },
+    "offers": {
+      "title": "Ofertas",
+      "members": "con acceso",
+      "add": "Añadir una oferta",
+      "slug": "Identificador (letras, dígitos, - y _)",
+      "name": "Nombre",
+      "submit": "Añadir oferta"
+    },
+    "staff_page": {
+      "title": "Equipo",
+      "col_role": "Rol",
+      "col_state": "Estado",
+      "col_change": "Cambiar",
+      "disabled": "cerrado",
+      "enrolled": "inscrito",
+      "not_enrolled": "aún no inscrito",
+      "you": "tú",
+      "code_placeholder": "código",
+      "change_role": "Cambiar rol",
+      "add": "Añadir un miembro",
+      "submit": "Añadir y enviar el enlace de inscripción"
+    },
+    "messages": {
+      "login_failed": "Ese correo, contraseña y código no coinciden.",
+      "signed_out": "Has cerrado la sesión.",
+      "session_ended": "Tu sesión terminó. Vuelve a entrar.",
+      "enrolled": "Tu cuenta de soporte está lista.",
+      "wrong_code": "Ese código no es el que muestra tu aplicación ahora.",
+      "step_up_refused": "Esta acción necesita un código de autenticación nuevo.",
+      "reset_sent": "Correo de restablecimiento enviado.",
+      "welcome_sent": "Correo de bienvenida enviado.",
+      "retry_sent": "Mensaje enviado.",
+      "retry_failed": "El mensaje volvió a fallar; el error está en el historial.",
+      "sessions_ended": "Todas las sesiones cerradas.",
+      "password_set": "Contraseña definida. Sus sesiones se cerraron.",
+      "temporary_set": "Contraseña temporal definida: elegirá otra al entrar.",
+      "email_changed": "Correo cambiado; se avisó a la dirección anterior.",
+      "invalid_email": "Escribe un correo válido.",
+      "exists_refused": "Alguien ya tiene esa dirección.",
+      "granted": "Acceso dado.",
+      "revoked": "Acceso retirado.",
+      "disabled": "Acceso cerrado; sesiones cerradas, enlaces anulados.",
+      "enabled": "Acceso reabierto.",
+      "deleted": "Persona eliminada.",
+      "confirm_refused": "La dirección escrita no coincide; no se eliminó nada.",
+      "refused": "No hecho: un contacto o una persona desactivada no recibe enlaces.",
+      "created": "Cuenta creada.",
+      "created_sent": "Cuenta creada y correo de restablecimiento enviado.",
+      "contact_added": "Contacto añadido.",
+      "bulk_sent": "Correos de restablecimiento enviados.",
+      "bulk_partly_sent": "Correos enviados, salvo a contactos y personas desactivadas.",
+      "offer_added": "Oferta añadida.",
+      "offer_refused": "No añadida: el identificador ya existe o no es válido.",
+      "staff_added": "Miembro añadido; se envió el enlace de inscripción.",
+      "staff_changed": "Cuenta cambiada.",
+      "staff_2fa_reset": "Segundo factor restablecido; se envió un nuevo enlace de inscripción."
+    }
   }
 }
 
@@ -739,6 +1334,13 @@ h1 {
       "intro": "L’adresse e-mail de votre compte a été remplacée par",
       "next": "Désormais, vous vous connecterez avec la nouvelle adresse, et c’est là que nous enverrons les e-mails concernant votre compte.",
       "ignore": "Si vous n’avez pas demandé ce changement, contactez-nous immédiatement."
+    },
+    "staff_enrolment": {
+      "subject": "Configurez votre compte de la console d'assistance",
+      "intro": "Vous avez été ajouté à l'équipe d'assistance. Ouvrez le lien pour choisir un mot de passe et configurer votre application d'authentification.",
+      "action": "Configurer mon compte",
+      "expiry": "Ce lien ne fonctionne qu'une fois et expire dans",
+      "ignore": "Si vous ne vous attendiez pas à cet e-mail, vous pouvez l'ignorer."
     }
   },
   "errors": {
@@ -762,6 +1364,255 @@ h1 {
     "hours": "heures",
     "day": "jour",
     "days": "jours"
+  },
+  "admin": {
+    "console": "Console d'assistance",
+    "skip": "Aller au contenu",
+    "nav_label": "Console",
+    "logout": "Se déconnecter",
+    "language": "Langue",
+    "language_submit": "Changer",
+    "nav": {
+      "people": "Personnes",
+      "mail": "E-mails en échec",
+      "audit": "Journal d'audit",
+      "offers": "Offres",
+      "staff": "Équipe"
+    },
+    "login": {
+      "title": "Connexion de l'équipe",
+      "intro": "Connectez-vous avec votre compte d'assistance et le code de votre application d'authentification.",
+      "code": "Code d'authentification",
+      "code_hint": "Le code à 6 chiffres de votre application, ou l'un de vos codes de secours.",
+      "submit": "Se connecter"
+    },
+    "enrol": {
+      "title": "Configurez votre compte d'assistance",
+      "expired": "Ce lien a expiré ou a déjà servi. Demandez-en un nouveau à un propriétaire.",
+      "intro": "Vous configurez le compte d'assistance de",
+      "step_app": "1. Ajoutez le compte à votre application d'authentification",
+      "scan": "Scannez ce code QR avec votre application (Google Authenticator, Authy, 1Password, Microsoft Authenticator…).",
+      "or_type": "Ou saisissez cette clé dans l'application :",
+      "step_codes": "2. Gardez vos codes de secours",
+      "codes_intro": "Chaque code vous connecte une fois si vous perdez votre téléphone. Rangez-les en lieu sûr : ils ne sont affichés que maintenant.",
+      "step_password": "3. Choisissez un mot de passe et confirmez",
+      "code": "Code de votre application d'authentification",
+      "submit": "Terminer",
+      "qr_title": "Code QR pour votre application d'authentification"
+    },
+    "people": {
+      "title": "Personnes",
+      "new": "Ajouter une personne",
+      "search_label": "Rechercher par e-mail ou nom",
+      "search": "Rechercher",
+      "search_hint": "N'importe quelle partie d'une adresse ou d'un nom, majuscules ou non.",
+      "short_query": "Moins de 3 caractères : seul le début des adresses est cherché.",
+      "none": "Personne ne correspond.",
+      "results": "Résultats",
+      "page": "page",
+      "select": "Sélectionner",
+      "col_email": "E-mail",
+      "col_name": "Nom",
+      "col_kind": "Type",
+      "disabled": "connexion fermée",
+      "bulk_reset": "Envoyer une réinitialisation à la sélection",
+      "pages": "Pages de résultats",
+      "previous": "Page précédente",
+      "next": "Page suivante"
+    },
+    "kind": {
+      "customer": "client",
+      "contact": "contact"
+    },
+    "person": {
+      "title": "Personne",
+      "back": "Retour aux personnes",
+      "back_to_record": "Retour à la fiche",
+      "status_label": "Statut :",
+      "status_contact": "Contact : pas d'accès de connexion",
+      "status_disabled": "Connexion fermée",
+      "status_no_access": "Aucun accès actif : page du compte seulement",
+      "status_temporary": "Mot de passe temporaire : à changer à la prochaine connexion",
+      "status_ok": "Peut se connecter",
+      "reset_sent": "E-mail de réinitialisation envoyé",
+      "by": "par",
+      "expires": "le lien expire",
+      "link_label": "Lien de réinitialisation",
+      "copy": "Copier le lien",
+      "copied": "Lien copié.",
+      "link_hidden": "Un lien est actif ; votre rôle ne permet pas de le voir.",
+      "actions": "Actions",
+      "no_actions": "Votre rôle permet seulement de lire cette fiche.",
+      "details": "Détails",
+      "created": "Ajouté",
+      "last_login": "Dernière connexion",
+      "last_failed_login": "Dernier échec de connexion",
+      "never": "jamais",
+      "password": "Mot de passe",
+      "password_never": "jamais défini",
+      "password_temporary": "temporaire",
+      "password_set": "défini",
+      "access": "Accès",
+      "no_access": "Aucun accès.",
+      "since": "depuis",
+      "revoked": "révoqué",
+      "sessions": "Sessions",
+      "no_sessions": "Aucune session active.",
+      "seen": "vu",
+      "mail": "Historique des e-mails",
+      "no_mail": "Aucun e-mail envoyé.",
+      "col_when": "Quand",
+      "col_subject": "E-mail",
+      "col_status": "Statut",
+      "col_actions": "Actions",
+      "retry": "Réessayer",
+      "audit": "Journal d'audit"
+    },
+    "actions": {
+      "reset": "Réinitialiser le mot de passe",
+      "welcome": "Renvoyer l'e-mail de bienvenue",
+      "set_password": "Définir le mot de passe",
+      "end_sessions": "Fermer toutes les sessions",
+      "set_email": "Changer l'e-mail",
+      "grant": "Donner l'accès",
+      "revoke": "Retirer l'accès",
+      "disable": "Fermer la connexion",
+      "enable": "Rouvrir la connexion",
+      "delete": "Supprimer la personne"
+    },
+    "confirm": {
+      "reset_title": "Envoyer un e-mail de réinitialisation ?",
+      "reset_explain": "La personne reçoit un lien pour choisir un nouveau mot de passe. Dans la fenêtre de réutilisation, c'est le même lien.",
+      "reset_submit": "Envoyer l'e-mail",
+      "welcome_title": "Renvoyer l'e-mail de bienvenue ?",
+      "welcome_explain": "Le mot de passe ne change pas.",
+      "welcome_submit": "Envoyer l'e-mail",
+      "set_password_title": "Définir un mot de passe",
+      "set_password_explain": "Ses sessions se ferment et les liens en cours cessent de fonctionner. Communiquez le mot de passe par un autre moyen.",
+      "set_password_submit": "Enregistrer",
+      "end_sessions_title": "Fermer toutes les sessions ?",
+      "end_sessions_explain": "Tous les appareils connectés sont déconnectés.",
+      "end_sessions_submit": "Fermer les sessions",
+      "set_email_title": "Changer l'adresse e-mail",
+      "set_email_explain": "Les liens cessent de fonctionner, les sessions se ferment et l'ancienne adresse est prévenue.",
+      "set_email_submit": "Changer l'adresse",
+      "grant_title": "Donner l'accès",
+      "grant_explain": "Une personne qui n'a jamais défini de mot de passe reçoit l'e-mail de bienvenue.",
+      "grant_submit": "Donner l'accès",
+      "revoke_title": "Retirer l'accès ?",
+      "revoke_explain": "Retirer son dernier accès ferme ses sessions.",
+      "revoke_submit": "Retirer l'accès",
+      "disable_title": "Fermer la connexion ?",
+      "disable_explain": "La personne ne peut plus se connecter ; les sessions se ferment et les liens cessent de fonctionner. Rien n'est supprimé.",
+      "disable_submit": "Fermer la connexion",
+      "enable_title": "Rouvrir la connexion ?",
+      "enable_explain": "La personne peut de nouveau se connecter avec son mot de passe.",
+      "enable_submit": "Rouvrir la connexion",
+      "delete_title": "Supprimer cette personne ?",
+      "delete_explain": "Elle est effacée avec ses liens, sessions, accès et e-mails. Le journal d'audit garde seulement que c'est arrivé.",
+      "delete_submit": "Supprimer",
+      "temporary": "Temporaire : à changer à la prochaine connexion",
+      "notify": "Prévenir par e-mail que le mot de passe a été défini (jamais le mot de passe)",
+      "new_email": "Nouvelle adresse e-mail",
+      "no_offers": "Aucune offre à choisir.",
+      "offer": "Offre",
+      "type_email": "Saisissez son adresse e-mail pour confirmer",
+      "code": "Code d'authentification",
+      "code_hint": "Cette action demande un nouveau code de votre application d'authentification."
+    },
+    "new": {
+      "title": "Ajouter une personne",
+      "name": "Nom",
+      "kind": "Type",
+      "customer": "Client (peut se connecter)",
+      "contact": "Contact (sans connexion)",
+      "offer": "Accès à",
+      "no_offer": "Pas encore d'offre",
+      "send_email": "Envoyer l'e-mail de bienvenue avec un lien pour choisir le mot de passe",
+      "submit": "Ajouter"
+    },
+    "bulk": {
+      "title": "Envoyer des e-mails de réinitialisation ?",
+      "explain": "Chacune de ces personnes reçoit un e-mail de réinitialisation (le même lien dans la fenêtre de réutilisation).",
+      "submit": "Envoyer les e-mails",
+      "cancel": "Annuler"
+    },
+    "mail": {
+      "title": "E-mails en échec",
+      "intro": "Messages refusés par le transport. Ouvrez une fiche pour en réessayer un ; `latchkey mail retry --failed` les réessaie tous.",
+      "none": "Aucun e-mail en échec.",
+      "col_to": "À",
+      "col_kind": "E-mail",
+      "col_error": "Erreur"
+    },
+    "audit": {
+      "title": "Journal d'audit",
+      "person": "E-mail de la personne",
+      "actor": "Auteur",
+      "action": "Action",
+      "filter": "Filtrer",
+      "none": "Aucune entrée.",
+      "subject": "Objet",
+      "from": "Depuis",
+      "detail": "Détail"
+    },
+    "offers": {
+      "title": "Offres",
+      "members": "avec accès",
+      "add": "Ajouter une offre",
+      "slug": "Identifiant (lettres, chiffres, - et _)",
+      "name": "Nom",
+      "submit": "Ajouter l'offre"
+    },
+    "staff_page": {
+      "title": "Équipe",
+      "col_role": "Rôle",
+      "col_state": "État",
+      "col_change": "Modifier",
+      "disabled": "fermé",
+      "enrolled": "inscrit",
+      "not_enrolled": "pas encore inscrit",
+      "you": "vous",
+      "code_placeholder": "code",
+      "change_role": "Changer le rôle",
+      "add": "Ajouter un membre",
+      "submit": "Ajouter et envoyer le lien d'inscription"
+    },
+    "messages": {
+      "login_failed": "Cet e-mail, ce mot de passe et ce code ne correspondent pas.",
+      "signed_out": "Vous êtes déconnecté.",
+      "session_ended": "Votre session a pris fin. Reconnectez-vous.",
+      "enrolled": "Votre compte d'assistance est prêt.",
+      "wrong_code": "Ce code n'est pas celui qu'affiche votre application.",
+      "step_up_refused": "Cette action demande un nouveau code d'authentification.",
+      "reset_sent": "E-mail de réinitialisation envoyé.",
+      "welcome_sent": "E-mail de bienvenue envoyé.",
+      "retry_sent": "Message envoyé.",
+      "retry_failed": "Le message a de nouveau échoué ; l'erreur figure dans l'historique.",
+      "sessions_ended": "Toutes les sessions sont fermées.",
+      "password_set": "Mot de passe défini. Ses sessions sont fermées.",
+      "temporary_set": "Mot de passe temporaire défini : à changer à la prochaine connexion.",
+      "email_changed": "Adresse changée ; l'ancienne adresse a été prévenue.",
+      "invalid_email": "Saisissez une adresse e-mail valide.",
+      "exists_refused": "Quelqu'un a déjà cette adresse.",
+      "granted": "Accès donné.",
+      "revoked": "Accès retiré.",
+      "disabled": "Connexion fermée ; sessions fermées, liens annulés.",
+      "enabled": "Connexion rouverte.",
+      "deleted": "Personne effacée.",
+      "confirm_refused": "L'adresse saisie ne correspond pas ; rien n'a été supprimé.",
+      "refused": "Non fait : un contact ou une personne désactivée ne reçoit pas de lien.",
+      "created": "Compte créé.",
+      "created_sent": "Compte créé et e-mail de réinitialisation envoyé.",
+      "contact_added": "Contact ajouté.",
+      "bulk_sent": "E-mails de réinitialisation envoyés.",
+      "bulk_partly_sent": "E-mails envoyés, sauf aux contacts et aux personnes désactivées.",
+      "offer_added": "Offre ajoutée.",
+      "offer_refused": "Non ajoutée : identifiant déjà pris ou invalide.",
+      "staff_added": "Membre ajouté ; le lien d'inscription a été envoyé.",
+      "staff_changed": "Compte modifié.",
+      "staff_2fa_reset": "Second facteur réinitialisé ; un nouveau lien d'inscription a été envoyé."
+    }
   }
 }
 
@@ -793,6 +1644,406 @@ members-only pages and files in the site's <code>members/</code> folder.</p>
 </div>
 </body>
 </html>
+
+"""#),
+        ("templates/admin/audit.html", #"""
+{{#t.admin.audit}}{{> head}}{{/t.admin.audit}}
+<h1>{{t.admin.audit.title}}</h1>
+<form class="lk-console-filters" method="get" action="{{base}}/audit">
+<div class="lk-field"><label for="person">{{t.admin.audit.person}}</label><input id="person" name="person" type="email" value="{{person}}"></div>
+<div class="lk-field"><label for="actor">{{t.admin.audit.actor}}</label><input id="actor" name="actor" type="text" value="{{actor}}"></div>
+<div class="lk-field"><label for="action">{{t.admin.audit.action}}</label><input id="action" name="action" type="text" value="{{action_filter}}"></div>
+<button class="lk-button lk-button-small" type="submit">{{t.admin.audit.filter}}</button>
+</form>
+{{#none}}<p>{{t.admin.audit.none}}</p>{{/none}}
+{{^none}}
+<div class="lk-table-wrap" role="region" aria-label="{{t.admin.audit.title}}" tabindex="0">
+<table class="lk-table">
+<thead><tr><th scope="col">{{t.admin.person.col_when}}</th><th scope="col">{{t.admin.audit.actor}}</th><th scope="col">{{t.admin.audit.action}}</th><th scope="col">{{t.admin.audit.subject}}</th><th scope="col">{{t.admin.audit.from}}</th><th scope="col">{{t.admin.audit.detail}}</th></tr></thead>
+<tbody>
+{{#entries}}<tr><td>{{when}}</td><td>{{actor}}</td><td>{{action}}</td><td>{{subject}}</td><td>{{from}}</td><td>{{detail}}</td></tr>
+{{/entries}}
+</tbody>
+</table>
+</div>
+{{/none}}
+{{> foot}}
+
+"""#),
+        ("templates/admin/bulk.html", #"""
+{{#t.admin.bulk}}{{> head}}{{/t.admin.bulk}}
+<div class="lk-card lk-console-narrow">
+<h1>{{t.admin.bulk.title}}</h1>
+<p class="lk-intro">{{t.admin.bulk.explain}}</p>
+<form class="lk-form" method="post" action="{{base}}/people/bulk-reset">
+{{#staff}}<input type="hidden" name="csrf" value="{{csrf}}">{{/staff}}
+<input type="hidden" name="confirmed" value="yes">
+<ul>{{#people}}<li>{{email}}<input type="hidden" name="ids" value="{{id}}"></li>{{/people}}</ul>
+<button class="lk-button" type="submit">{{t.admin.bulk.submit}}</button>
+</form>
+<p><a href="{{base}}/people">{{t.admin.bulk.cancel}}</a></p>
+</div>
+{{> foot}}
+
+"""#),
+        ("templates/admin/confirm.html", #"""
+{{#t.admin.confirm}}{{> head}}{{/t.admin.confirm}}
+<p><a href="{{back}}">{{t.admin.person.back_to_record}}</a></p>
+<div class="lk-card lk-console-narrow">
+<h1>{{title}}</h1>
+<p class="lk-intro">{{explain}}</p>
+<p><strong>{{email}}</strong>{{#name}} · {{name}}{{/name}}</p>
+<form class="lk-form" method="post" action="{{action}}">
+{{#staff}}<input type="hidden" name="csrf" value="{{csrf}}">{{/staff}}
+{{#password_fields}}
+{{> new-password}}
+<div class="lk-field"><label><input type="checkbox" name="temporary" value="yes" checked> {{t.admin.confirm.temporary}}</label></div>
+<div class="lk-field"><label><input type="checkbox" name="notify" value="yes"> {{t.admin.confirm.notify}}</label></div>
+{{/password_fields}}
+{{#email_field}}
+<div class="lk-field">
+<label for="new_email">{{t.admin.confirm.new_email}}</label>
+<input id="new_email" name="new_email" type="email" autocomplete="off" required>
+</div>
+{{/email_field}}
+{{#offer_select}}
+{{#no_offers}}<p>{{t.admin.confirm.no_offers}}</p>{{/no_offers}}
+{{^no_offers}}<div class="lk-field">
+<label for="offer">{{t.admin.confirm.offer}}</label>
+<select id="offer" name="offer" required>{{#offers}}<option value="{{slug}}">{{name}} ({{slug}})</option>{{/offers}}</select>
+</div>{{/no_offers}}
+{{/offer_select}}
+{{#confirm_email}}
+<div class="lk-field">
+<label for="confirm">{{t.admin.confirm.type_email}}</label>
+<input id="confirm" name="confirm" type="email" autocomplete="off" required>
+</div>
+{{/confirm_email}}
+{{#step_up}}
+<div class="lk-field">
+<label for="code">{{t.admin.confirm.code}}</label>
+<input id="code" name="code" type="text" autocomplete="one-time-code" required aria-describedby="code-hint">
+<p class="lk-hint" id="code-hint">{{t.admin.confirm.code_hint}}</p>
+</div>
+{{/step_up}}
+<button class="lk-button" type="submit">{{submit}}</button>
+</form>
+</div>
+{{> foot}}
+
+"""#),
+        ("templates/admin/enrol.html", #"""
+{{#t.admin.enrol}}{{> head}}{{/t.admin.enrol}}
+<div class="lk-card lk-console-narrow">
+<h1>{{t.admin.enrol.title}}</h1>
+{{#expired}}<p class="lk-intro">{{t.admin.enrol.expired}}</p>{{/expired}}
+{{^expired}}
+<p class="lk-intro">{{t.admin.enrol.intro}} <strong>{{email}}</strong></p>
+<h2>{{t.admin.enrol.step_app}}</h2>
+<p>{{t.admin.enrol.scan}}</p>
+<div class="lk-qr">{{{qr}}}</div>
+<p>{{t.admin.enrol.or_type}}</p>
+<p><code id="totp-secret" class="lk-secret">{{secret}}</code></p>
+<h2>{{t.admin.enrol.step_codes}}</h2>
+<p>{{t.admin.enrol.codes_intro}}</p>
+<ul id="recovery-codes" class="lk-codes">{{#codes}}<li><code>{{.}}</code></li>{{/codes}}</ul>
+<h2>{{t.admin.enrol.step_password}}</h2>
+<form class="lk-form" method="post" action="{{base}}/enrol">
+<input type="hidden" name="token" value="{{token}}">
+{{> new-password}}
+<div class="lk-field">
+<label for="code">{{t.admin.enrol.code}}</label>
+<input id="code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9 ]{6,7}" required>
+</div>
+<button class="lk-button" type="submit">{{t.admin.enrol.submit}}</button>
+</form>
+{{/expired}}
+</div>
+{{> foot}}
+
+"""#),
+        ("templates/admin/login.html", #"""
+{{#t.admin.login}}{{> head}}{{/t.admin.login}}
+<div class="lk-card lk-console-narrow">
+<h1>{{t.admin.login.title}}</h1>
+<p class="lk-intro">{{t.admin.login.intro}}</p>
+<form class="lk-form" method="post" action="{{base}}/login">
+<div class="lk-field">
+<label for="email">{{t.common.email}}</label>
+<input id="email" name="email" type="email" autocomplete="username" required autofocus>
+</div>
+<div class="lk-field">
+<label for="password">{{t.common.password}}</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required>
+</div>
+<div class="lk-field">
+<label for="code">{{t.admin.login.code}}</label>
+<input id="code" name="code" type="text" inputmode="text" autocomplete="one-time-code" required aria-describedby="code-hint">
+<p class="lk-hint" id="code-hint">{{t.admin.login.code_hint}}</p>
+</div>
+<button class="lk-button" type="submit">{{t.admin.login.submit}}</button>
+</form>
+</div>
+{{> foot}}
+
+"""#),
+        ("templates/admin/mail.html", #"""
+{{#t.admin.mail}}{{> head}}{{/t.admin.mail}}
+<h1>{{t.admin.mail.title}}</h1>
+<p class="lk-intro">{{t.admin.mail.intro}}</p>
+{{#none}}<p>{{t.admin.mail.none}}</p>{{/none}}
+{{^none}}
+<div class="lk-table-wrap" role="region" aria-label="{{t.admin.mail.title}}" tabindex="0">
+<table class="lk-table">
+<thead><tr><th scope="col">{{t.admin.person.col_when}}</th><th scope="col">{{t.admin.mail.col_to}}</th><th scope="col">{{t.admin.mail.col_kind}}</th><th scope="col">{{t.admin.mail.col_error}}</th></tr></thead>
+<tbody>
+{{#mail}}<tr><td>{{when}}</td><td>{{#person}}<a href="{{person}}">{{recipient}}</a>{{/person}}{{^person}}{{recipient}}{{/person}}</td><td>{{kind}}</td><td>{{error}} ({{attempts}})</td></tr>
+{{/mail}}
+</tbody>
+</table>
+</div>
+{{/none}}
+{{> foot}}
+
+"""#),
+        ("templates/admin/new.html", #"""
+{{#t.admin.new}}{{> head}}{{/t.admin.new}}
+<p><a href="{{base}}/people">{{t.admin.person.back}}</a></p>
+<div class="lk-card lk-console-narrow">
+<h1>{{t.admin.new.title}}</h1>
+<form class="lk-form" method="post" action="{{base}}/people">
+{{#staff}}<input type="hidden" name="csrf" value="{{csrf}}">{{/staff}}
+<div class="lk-field">
+<label for="email">{{t.common.email}}</label>
+<input id="email" name="email" type="email" autocomplete="off" required>
+</div>
+<div class="lk-field">
+<label for="name">{{t.admin.new.name}}</label>
+<input id="name" name="name" type="text" autocomplete="off" maxlength="200">
+</div>
+<fieldset class="lk-field">
+<legend>{{t.admin.new.kind}}</legend>
+{{#can_customer}}<label><input type="radio" name="kind" value="customer" checked> {{t.admin.new.customer}}</label>{{/can_customer}}
+<label><input type="radio" name="kind" value="contact"{{^can_customer}} checked{{/can_customer}}> {{t.admin.new.contact}}</label>
+</fieldset>
+{{#can_customer}}
+<div class="lk-field">
+<label for="offer">{{t.admin.new.offer}}</label>
+<select id="offer" name="offer"><option value="">{{t.admin.new.no_offer}}</option>{{#offers}}<option value="{{slug}}">{{name}} ({{slug}})</option>{{/offers}}</select>
+</div>
+<div class="lk-field"><label><input type="checkbox" name="send_email" value="yes" checked> {{t.admin.new.send_email}}</label></div>
+{{/can_customer}}
+<button class="lk-button" type="submit">{{t.admin.new.submit}}</button>
+</form>
+</div>
+{{> foot}}
+
+"""#),
+        ("templates/admin/offers.html", #"""
+{{#t.admin.offers}}{{> head}}{{/t.admin.offers}}
+<h1>{{t.admin.offers.title}}</h1>
+<ul>{{#offers}}<li>{{name}} ({{slug}}) · {{members}} {{t.admin.offers.members}}</li>{{/offers}}</ul>
+<h2>{{t.admin.offers.add}}</h2>
+<form class="lk-form lk-console-narrow" method="post" action="{{base}}/offers">
+{{#staff}}<input type="hidden" name="csrf" value="{{csrf}}">{{/staff}}
+<div class="lk-field"><label for="slug">{{t.admin.offers.slug}}</label><input id="slug" name="slug" type="text" pattern="[A-Za-z0-9_-]{1,64}" required></div>
+<div class="lk-field"><label for="name">{{t.admin.offers.name}}</label><input id="name" name="name" type="text" maxlength="200" required></div>
+{{#step_up}}<div class="lk-field"><label for="code">{{t.admin.confirm.code}}</label><input id="code" name="code" type="text" autocomplete="one-time-code" required></div>{{/step_up}}
+<button class="lk-button" type="submit">{{t.admin.offers.submit}}</button>
+</form>
+{{> foot}}
+
+"""#),
+        ("templates/admin/people.html", #"""
+{{#t.admin.people}}{{> head}}{{/t.admin.people}}
+<div class="lk-console-heading">
+<h1>{{t.admin.people.title}}</h1>
+{{#can_create}}<a class="lk-button lk-button-small" href="{{base}}/people/new">{{t.admin.people.new}}</a>{{/can_create}}
+</div>
+<form class="lk-console-search" method="get" action="{{base}}/people" role="search">
+<label for="q">{{t.admin.people.search_label}}</label>
+<input id="q" name="q" type="search" value="{{q}}" aria-describedby="q-hint">
+<button class="lk-button lk-button-small" type="submit">{{t.admin.people.search}}</button>
+<p class="lk-hint" id="q-hint">{{t.admin.people.search_hint}}</p>
+</form>
+{{#short_query}}<p class="lk-hint">{{t.admin.people.short_query}}</p>{{/short_query}}
+{{#none}}<p>{{t.admin.people.none}}</p>{{/none}}
+{{^none}}
+<form method="post" action="{{base}}/people/bulk-reset">
+{{#staff}}<input type="hidden" name="csrf" value="{{csrf}}">{{/staff}}
+<div class="lk-table-wrap" role="region" aria-label="{{t.admin.people.results}}" tabindex="0">
+<table class="lk-table">
+<caption>{{t.admin.people.results}} · {{t.admin.people.page}} {{page_number}}</caption>
+<thead><tr>{{#can_bulk}}<th scope="col"><span class="lk-visually-hidden">{{t.admin.people.select}}</span></th>{{/can_bulk}}<th scope="col">{{t.admin.people.col_email}}</th><th scope="col">{{t.admin.people.col_name}}</th><th scope="col">{{t.admin.people.col_kind}}</th></tr></thead>
+<tbody>
+{{#results}}<tr>{{#can_bulk}}<td>{{#selectable}}<input type="checkbox" name="ids" value="{{id}}" id="pick-{{id}}" aria-label="{{t.admin.people.select}} {{email}}">{{/selectable}}</td>{{/can_bulk}}<td><a href="{{base}}/people/{{id}}">{{email}}</a></td><td>{{name}}</td><td>{{kind}}{{#disabled}} · {{t.admin.people.disabled}}{{/disabled}}</td></tr>
+{{/results}}
+</tbody>
+</table>
+</div>
+{{#can_bulk}}<button class="lk-button lk-button-secondary lk-button-small" type="submit">{{t.admin.people.bulk_reset}}</button>{{/can_bulk}}
+</form>
+{{/none}}
+<nav class="lk-pager" aria-label="{{t.admin.people.pages}}">
+{{#previous}}<a href="{{previous}}" rel="prev">{{t.admin.people.previous}}</a>{{/previous}}
+{{#next}}<a href="{{next}}" rel="next">{{t.admin.people.next}}</a>{{/next}}
+</nav>
+{{> foot}}
+
+"""#),
+        ("templates/admin/person.html", #"""
+{{#t.admin.person}}{{> head}}{{/t.admin.person}}
+<p><a href="{{base}}/people">{{t.admin.person.back}}</a></p>
+<h1>{{email}}</h1>
+{{#name}}<p class="lk-lead">{{name}}</p>{{/name}}
+<p class="lk-status{{#status_warning}} lk-status-warning{{/status_warning}}"><strong>{{t.admin.person.status_label}}</strong> {{status}} · {{kind}}</p>
+{{#link}}
+<section class="lk-reset-status" aria-labelledby="reset-status">
+<h2 id="reset-status">{{t.admin.person.reset_sent}}</h2>
+<p>{{sent_at}} · {{t.admin.person.by}} {{sent_by}} · {{t.admin.person.expires}} {{expires_at}}</p>
+<label for="reset-link">{{t.admin.person.link_label}}</label>
+<div class="lk-copy">
+<input id="reset-link" type="text" readonly value="{{url}}">
+<button class="lk-button lk-button-small" type="button" data-copy="reset-link" data-copied="{{t.admin.person.copied}}">{{t.admin.person.copy}}</button>
+</div>
+<p class="lk-hint" role="status" id="copy-status"></p>
+</section>
+{{/link}}
+{{#link_hidden}}<p>{{t.admin.person.link_hidden}}</p>{{/link_hidden}}
+<h2>{{t.admin.person.actions}}</h2>
+<ul class="lk-console-actions">
+{{#actions}}<li><a class="lk-button lk-button-small{{#danger}} lk-button-secondary{{/danger}}" href="{{href}}">{{label}}</a></li>{{/actions}}
+</ul>
+{{^actions}}<p>{{t.admin.person.no_actions}}</p>{{/actions}}
+<h2>{{t.admin.person.details}}</h2>
+<dl class="lk-facts">
+<dt>{{t.admin.person.created}}</dt><dd>{{created_at}}</dd>
+<dt>{{t.admin.person.last_login}}</dt><dd>{{#last_login}}{{last_login}}{{/last_login}}{{^last_login}}{{t.admin.person.never}}{{/last_login}}</dd>
+<dt>{{t.admin.person.last_failed_login}}</dt><dd>{{#last_failed_login}}{{last_failed_login}}{{/last_failed_login}}{{^last_failed_login}}{{t.admin.person.never}}{{/last_failed_login}}</dd>
+<dt>{{t.admin.person.password}}</dt><dd>{{password_state}}{{#password_changed}} · {{password_changed}}{{/password_changed}}</dd>
+</dl>
+<h2>{{t.admin.person.access}}</h2>
+{{^grants}}<p>{{t.admin.person.no_access}}</p>{{/grants}}
+<ul>{{#grants}}<li>{{name}} ({{slug}}) · {{#active}}{{t.admin.person.since}} {{since}} · {{by}}{{/active}}{{^active}}{{t.admin.person.revoked}} {{revoked}}{{/active}}</li>{{/grants}}</ul>
+<h2>{{t.admin.person.sessions}}</h2>
+{{^sessions}}<p>{{t.admin.person.no_sessions}}</p>{{/sessions}}
+<ul>{{#sessions}}<li>{{t.admin.person.since}} {{since}} · {{t.admin.person.seen}} {{seen}} · {{from}} · {{agent}}</li>{{/sessions}}</ul>
+<h2>{{t.admin.person.mail}}</h2>
+{{^mail}}<p>{{t.admin.person.no_mail}}</p>{{/mail}}
+<div class="lk-table-wrap" role="region" aria-label="{{t.admin.person.mail}}" tabindex="0">
+<table class="lk-table">
+<thead><tr><th scope="col">{{t.admin.person.col_when}}</th><th scope="col">{{t.admin.person.col_subject}}</th><th scope="col">{{t.admin.person.col_status}}</th><th scope="col"><span class="lk-visually-hidden">{{t.admin.person.col_actions}}</span></th></tr></thead>
+<tbody>
+{{#mail}}<tr><td>{{when}}</td><td>{{subject}}<br><span class="lk-hint">{{recipient}}</span></td><td>{{status}}{{#failed}}<br><span class="lk-hint">{{error}} ({{attempts}})</span>{{/failed}}</td><td>{{#failed}}{{#can_retry}}<form method="post" action="{{base}}/people/{{person_id}}/retry">{{#staff}}<input type="hidden" name="csrf" value="{{csrf}}">{{/staff}}<input type="hidden" name="mail" value="{{id}}"><button class="lk-button lk-button-small" type="submit">{{t.admin.person.retry}}</button></form>{{/can_retry}}{{/failed}}</td></tr>
+{{/mail}}
+</tbody>
+</table>
+</div>
+<h2>{{t.admin.person.audit}}</h2>
+<ul class="lk-audit">{{#audit}}<li>{{when}} · {{actor}} · {{action}}{{#from}} · {{from}}{{/from}}{{#detail}} · {{detail}}{{/detail}}</li>{{/audit}}</ul>
+{{> foot}}
+
+"""#),
+        ("templates/admin/staff.html", #"""
+{{#t.admin.staff_page}}{{> head}}{{/t.admin.staff_page}}
+<h1>{{t.admin.staff_page.title}}</h1>
+<div class="lk-table-wrap" role="region" aria-label="{{t.admin.staff_page.title}}" tabindex="0">
+<table class="lk-table">
+<thead><tr><th scope="col">{{t.common.email}}</th><th scope="col">{{t.admin.staff_page.col_role}}</th><th scope="col">{{t.admin.staff_page.col_state}}</th><th scope="col">{{t.admin.staff_page.col_change}}</th></tr></thead>
+<tbody>
+{{#members}}<tr><td>{{email}}{{#name}}<br><span class="lk-hint">{{name}}</span>{{/name}}</td><td>{{role}}</td><td>{{#disabled}}{{t.admin.staff_page.disabled}}{{/disabled}}{{^disabled}}{{#enrolled}}{{t.admin.staff_page.enrolled}}{{/enrolled}}{{^enrolled}}{{t.admin.staff_page.not_enrolled}}{{/enrolled}}{{/disabled}}</td>
+<td>{{#is_me}}{{t.admin.staff_page.you}}{{/is_me}}{{^is_me}}
+<form method="post" action="{{base}}/staff/{{id}}/role" class="lk-inline-form">
+<input type="hidden" name="csrf" value="{{staff.csrf}}">
+<label for="role-{{id}}" class="lk-visually-hidden">{{t.admin.staff_page.col_role}} {{email}}</label>
+<select id="role-{{id}}" name="role">{{#roles}}<option value="{{name}}"{{#selected}} selected{{/selected}}>{{name}}</option>{{/roles}}</select>
+{{#step_up}}<label for="code-role-{{id}}" class="lk-visually-hidden">{{t.admin.confirm.code}}</label><input id="code-role-{{id}}" name="code" type="text" autocomplete="one-time-code" placeholder="{{t.admin.staff_page.code_placeholder}}" required>{{/step_up}}
+<button class="lk-button lk-button-small" type="submit">{{t.admin.staff_page.change_role}}</button>
+</form>
+{{/is_me}}</td></tr>
+{{/members}}
+</tbody>
+</table>
+</div>
+<h2>{{t.admin.staff_page.add}}</h2>
+<form class="lk-form lk-console-narrow" method="post" action="{{base}}/staff">
+<input type="hidden" name="csrf" value="{{staff.csrf}}">
+<div class="lk-field"><label for="email">{{t.common.email}}</label><input id="email" name="email" type="email" autocomplete="off" required></div>
+<div class="lk-field"><label for="name">{{t.admin.new.name}}</label><input id="name" name="name" type="text" maxlength="200"></div>
+<div class="lk-field"><label for="role">{{t.admin.staff_page.col_role}}</label><select id="role" name="role">{{#roles}}<option value="{{.}}">{{.}}</option>{{/roles}}</select></div>
+{{#step_up}}<div class="lk-field"><label for="code">{{t.admin.confirm.code}}</label><input id="code" name="code" type="text" autocomplete="one-time-code" required></div>{{/step_up}}
+<button class="lk-button" type="submit">{{t.admin.staff_page.submit}}</button>
+</form>
+{{> foot}}
+
+"""#),
+        ("templates/admin/partials/foot.html", #"""
+</main>
+{{#staff}}{{#multilingual}}
+<footer class="lk-console-foot">
+<form method="post" action="{{base}}/locale" class="lk-console-locale">
+<input type="hidden" name="csrf" value="{{csrf}}">
+<label for="console-locale">{{t.admin.language}}</label>
+<select id="console-locale" name="locale">{{#locales}}<option value="{{code}}"{{#current}} selected{{/current}}>{{name}}</option>{{/locales}}</select>
+<button class="lk-button lk-button-secondary lk-button-small" type="submit">{{t.admin.language_submit}}</button>
+</form>
+</footer>
+{{/multilingual}}{{/staff}}
+</body>
+</html>
+
+"""#),
+        ("templates/admin/partials/head.html", #"""
+{{! The console's page head and navigation. Every page sets `title` through its own section
+    of the string table (t.admin.people for the search page, and so on). }}
+<!doctype html>
+<html lang="{{lang}}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<meta name="robots" content="noindex">
+<title>{{title}} · {{t.admin.console}} · {{site_name}}</title>
+<link rel="stylesheet" href="{{assets}}latchkey.css">
+<link rel="stylesheet" href="{{assets}}brand.css">
+<link rel="stylesheet" href="{{assets}}console.css">
+<link rel="icon" href="/favicon.ico">
+<script src="{{assets}}console.js" defer></script>
+</head>
+<body class="lk-console lk-console-{{page}}">
+<a class="lk-skip" href="#main">{{t.admin.skip}}</a>
+<header class="lk-console-bar">
+<span class="lk-console-name">{{site_name}} · {{t.admin.console}}</span>
+{{#staff}}
+<nav aria-label="{{t.admin.nav_label}}">
+<ul class="lk-console-nav">
+<li><a href="{{base}}/people">{{t.admin.nav.people}}</a></li>
+<li><a href="{{base}}/mail">{{t.admin.nav.mail}}</a></li>
+<li><a href="{{base}}/audit">{{t.admin.nav.audit}}</a></li>
+{{#is_owner}}<li><a href="{{base}}/offers">{{t.admin.nav.offers}}</a></li>
+<li><a href="{{base}}/staff">{{t.admin.nav.staff}}</a></li>{{/is_owner}}
+</ul>
+</nav>
+<div class="lk-console-me">
+<span>{{email}} ({{role}})</span>
+<form method="post" action="{{base}}/logout"><input type="hidden" name="csrf" value="{{csrf}}"><button class="lk-button lk-button-secondary lk-button-small" type="submit">{{t.admin.logout}}</button></form>
+</div>
+{{/staff}}
+</header>
+<main id="main" class="lk-console-main" tabindex="-1">
+{{#message}}<div class="lk-message {{#is_error}}lk-message-error{{/is_error}}{{^is_error}}lk-message-success{{/is_error}}" role="{{#is_error}}alert{{/is_error}}{{^is_error}}status{{/is_error}}"><p>{{text}}</p></div>{{/message}}
+
+"""#),
+        ("templates/admin/partials/new-password.html", #"""
+{{! The two new-password fields, for enrolment and for setting a customer's password. }}
+<div class="lk-field">
+<label for="new_password">{{t.common.new_password}}</label>
+<input id="new_password" name="new_password" type="password" autocomplete="new-password" minlength="{{min}}" maxlength="{{max}}" required>
+</div>
+<div class="lk-field">
+<label for="confirm_password">{{t.common.confirm_password}}</label>
+<input id="confirm_password" name="confirm_password" type="password" autocomplete="new-password" minlength="{{min}}" maxlength="{{max}}" required>
+</div>
 
 """#),
         ("templates/email/email-changed.html", #"""
@@ -881,6 +2132,45 @@ members-only pages and files in the site's <code>members/</code> folder.</p>
 
 {{/link}}{{#expires}}{{{t.email.reset.expiry}}} {{{expires}}}.
 {{/expires}}{{{t.email.reset.ignore}}}
+
+{{{t.email.signature}}}
+{{{site_name}}}
+
+{{{t.email.footer_automated}}} {{{site_name}}}.
+{{{base_url}}}
+{{#support_email}}{{{t.common.support}}} {{{support_email}}}
+{{/support_email}}
+
+"""#),
+        ("templates/email/staff-enrolment.html", #"""
+{{#t.email.staff_enrolment}}{{> header}}{{/t.email.staff_enrolment}}
+<p style="margin:0 0 16px 0;">{{t.email.greeting}}{{#name}} {{name}}{{/name}},</p>
+<p style="margin:0 0 16px 0;">{{t.email.staff_enrolment.intro}}</p>
+{{#link}}
+<table role="presentation" cellpadding="0" cellspacing="0" border="0" style="margin:28px 0;">
+<tr>
+<td align="center" bgcolor="{{primary_color}}" style="border-radius:8px;background-color:{{primary_color}};">
+<a href="{{link}}" target="_blank" style="display:inline-block;padding:14px 28px;font-family:-apple-system,BlinkMacSystemFont,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;font-size:16px;font-weight:600;line-height:20px;color:{{primary_text_color}};text-decoration:none;border-radius:8px;">{{t.email.staff_enrolment.action}}</a>
+</td>
+</tr>
+</table>
+{{/link}}
+{{#expires}}<p style="margin:0 0 16px 0;">{{t.email.staff_enrolment.expiry}} {{expires}}.</p>{{/expires}}
+<p style="margin:0 0 16px 0;">{{t.email.staff_enrolment.ignore}}</p>
+{{#link}}<p style="margin:24px 0 0 0;font-size:13px;line-height:1.5;color:#4b5563;">{{t.email.link_fallback}}<br><a href="{{link}}" style="color:#1f2937;text-decoration:underline;word-break:break-all;">{{link}}</a></p>{{/link}}
+{{> footer}}
+
+"""#),
+        ("templates/email/staff-enrolment.txt", #"""
+{{{t.email.greeting}}}{{#name}} {{{name}}}{{/name}},
+
+{{{t.email.staff_enrolment.intro}}}
+
+{{#link}}{{{t.email.open_link}}}
+{{{link}}}
+
+{{/link}}{{#expires}}{{{t.email.staff_enrolment.expiry}}} {{{expires}}}.
+{{/expires}}{{{t.email.staff_enrolment.ignore}}}
 
 {{{t.email.signature}}}
 {{{site_name}}}

@@ -43,10 +43,11 @@ enum MailCommands {
         }
         guard let id = Int64(try invocation.word(0, "ID")) else { throw CommandError("ID must be a number (see latchkey mail log)") }
         let services = try invocation.services()
-        guard let record = try services.db.mailRecord(id: id) else { throw CommandError("no message #\(id)") }
-        guard record.status != "sent" else { throw CommandError("message #\(id) was already sent \(Clock.readable(record.sentAt ?? 0))") }
-        switch try services.mailer.deliver(id: id, now: Clock.now(), force: true) {
-        case .sent: Console.out("Message #\(id) sent to \(record.recipient).")
+        let outcome = try UserCommands.worded(services.config) {
+            try Support.retryMail(id, of: nil, by: invocation.actor, services: services, now: Clock.now())
+        }
+        switch outcome {
+        case .sent: Console.out("Message #\(id) sent to \(try services.db.mailRecord(id: id)?.recipient ?? "").")
         case let .failed(reason): throw CommandError("message #\(id) failed again: \(reason)")
         case .skipped: throw CommandError("message #\(id) is being sent by another process")
         }

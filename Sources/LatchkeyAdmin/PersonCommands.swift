@@ -69,21 +69,16 @@ enum PersonCommands {
     static func resendWelcome(_ invocation: Invocation) throws {
         try invocation.arguments.allow([])
         let services = try invocation.services()
-        let person = try UserCommands.linkRecipient(try invocation.word(0, "EMAIL"), services)
-        let now = Clock.now()
-        if person.passwordHash == nil {
-            let sent = try Recovery.sendLink(to: person, welcome: true, by: invocation.operator, services: services, now: now)
-            Console.out("Welcome email sent again with a set-password link\(sent.link.reused ? " (the same link: still inside the reuse window)" : ""):")
-            Console.out(ResetTokens.url(token: sent.link.token, config: services.config))
-            try UserCommands.deliverNow(sent.mailID, services)
-        } else {
-            let mailID = try services.db.write {
-                try services.db.audit(AuditEvent(actor: invocation.operator, action: "welcome.sent", personID: person.id, subject: person.email,
-                                                 detail: "login link (password already set)"), now: now)
-                return try services.mailer.queue(.welcome, to: person, values: ["has_password": true], by: invocation.operator, now: now)
-            }
-            Console.out("Welcome email sent again with a login link (\(person.email) already has a password; it was not changed).")
-            try UserCommands.deliverNow(mailID, services)
+        let person = try UserCommands.customer(try invocation.word(0, "EMAIL"), services)
+        let sent = try UserCommands.worded(services.config) {
+            try Support.resendWelcome(person, by: invocation.actor, services: services, now: Clock.now())
         }
+        if let link = sent.link {
+            Console.out("Welcome email sent again with a set-password link\(link.reused ? " (the same link: still inside the reuse window)" : ""):")
+            Console.out(ResetTokens.url(token: link.token, config: services.config))
+        } else {
+            Console.out("Welcome email sent again with a login link (\(person.email) already has a password; it was not changed).")
+        }
+        try UserCommands.deliverNow(sent.mailID, services)
     }
 }

@@ -10,27 +10,22 @@ enum UserCommands {
         let email = try validEmail(try invocation.word(0, "EMAIL"))
         let name = try validName(invocation.arguments.options["name"])
         let services = try invocation.services()
-        let now = Clock.now()
-        let person: Person = try services.db.write {
-            guard try services.db.person(email: email) == nil else { throw CommandError("\(email) already exists (see latchkey user show \(email))") }
-            let person = try services.db.insertPerson(email: email, name: name, kind: "customer", now: now)
-            if let slug = invocation.arguments.options["offer"] { try Access.grant(person: person, offer: slug, by: invocation.operator, db: services.db, now: now) }
-            try services.db.audit(AuditEvent(actor: invocation.operator, action: "person.created", personID: person.id, subject: email, detail: "customer"), now: now)
-            return person
+        let offer = invocation.arguments.options["offer"]
+        let created = try worded(services.config) {
+            try Support.createCustomer(email: email, name: name, offer: offer, sendEmail: !invocation.arguments.flags.contains("no-email"),
+                                       by: invocation.actor, services: services, now: Clock.now())
         }
         // Without an offer they can set a password and log in, but only to their account page.
-        let noAccess = invocation.arguments.options["offer"] == nil
-            ? "\(email) has no access yet: latchkey access grant \(email) OFFER gives it (see latchkey offer list)." : nil
-        if invocation.arguments.flags.contains("no-email") {
+        let noAccess = offer == nil ? "\(email) has no access yet: latchkey access grant \(email) OFFER gives it (see latchkey offer list)." : nil
+        guard let link = created.link, let mailID = created.mailID else {
             Console.out("Account successfully created.")
             if let noAccess { Console.out(noAccess) }
             return
         }
-        let sent = try Recovery.sendLink(to: person, welcome: true, by: invocation.operator, services: services, now: now)
         Console.out("Account successfully created and reset password email sent.")
-        Console.out(ResetTokens.url(token: sent.link.token, config: services.config))
+        Console.out(ResetTokens.url(token: link.token, config: services.config))
         if let noAccess { Console.out(noAccess) }
-        try deliverNow(sent.mailID, services)
+        try deliverNow(mailID, services)
     }
 
     static func addContact(_ invocation: Invocation) throws {
@@ -38,11 +33,10 @@ enum UserCommands {
         let email = try validEmail(try invocation.word(0, "EMAIL"))
         let name = try validName(invocation.arguments.options["name"])
         let services = try invocation.services()
-        let now = Clock.now()
-        try services.db.write {
-            guard try services.db.person(email: email) == nil else { throw CommandError("\(email) already exists") }
-            let person = try services.db.insertPerson(email: email, name: name, kind: "contact", now: now)
-            try services.db.audit(AuditEvent(actor: invocation.operator, action: "person.created", personID: person.id, subject: email, detail: "contact"), now: now)
+        do {
+            _ = try Support.addContact(email: email, name: name, by: invocation.actor, services: services, now: Clock.now())
+        } catch Support.Refusal.exists(let taken) {
+            throw CommandError("\(taken) already exists")
         }
         Console.out("Contact added: \(email) (no login access; `latchkey access grant \(email) OFFER` makes them a customer).")
     }
@@ -50,8 +44,8 @@ enum UserCommands {
     static func reset(_ invocation: Invocation) throws {
         try invocation.arguments.allow([])
         let services = try invocation.services()
-        let person = try linkRecipient(try invocation.word(0, "EMAIL"), services)
-        let sent = try Recovery.sendLink(to: person, by: invocation.operator, services: services, now: Clock.now())
+        let person = try customer(try invocation.word(0, "EMAIL"), services)
+        let sent = try worded(services.config) { try Support.sendReset(person, by: invocation.actor, services: services, now: Clock.now()) }
         Console.out("Reset password email sent.")
         Console.out(ResetTokens.url(token: sent.link.token, config: services.config))
         Console.out("Expires \(Clock.readable(sent.link.expiresAt))" + (sent.link.reused
@@ -64,22 +58,30 @@ enum UserCommands {
         let services = try invocation.services()
         let person = try customer(try invocation.word(0, "EMAIL"), services)
         let password = try PasswordInput.read()
-        if let problem = PasswordPolicy.problem(password: password, confirmation: password, email: person.email, config: services.config) {
-            throw CommandError("password rejected: \(services.config.policySentence(problem))")
-        }
         let temporary = invocation.arguments.flags.contains("temporary")
-        let hash = try PasswordHash.hash(password, parameters: services.config.password.argon2)
-        let now = Clock.now()
-        let mailID: Int64? = try services.db.write {
-            try services.db.setPassword(personID: person.id, hash: hash, mustChange: temporary, now: now)
-            try services.db.audit(AuditEvent(actor: invocation.operator, action: temporary ? "password.set-temporary" : "password.set",
-                                             personID: person.id, subject: person.email), now: now)
-            guard invocation.arguments.flags.contains("notify") else { return nil }
-            return try services.mailer.queue(temporary ? .temporaryPassword : .passwordChanged, to: person, values: [:], by: invocation.operator, now: now)
+        let mailID = try worded(services.config) {
+            try Support.setPassword(person, password: password, confirmation: password, temporary: temporary,
+                                    notify: invocation.arguments.flags.contains("notify"), by: invocation.actor, services: services, now: Clock.now())
         }
         Console.out(temporary ? "Temporary password set: \(person.email) must choose a new one at next login." : "Password set for \(person.email).")
         Console.out("Outstanding reset links were voided and every session ended.")
         if let mailID { try deliverNow(mailID, services) }
+    }
+
+    /// Runs a core action, wording its refusal for the command line: the same sentences as
+    /// always, with the command that helps.
+    static func worded<T>(_ config: SiteConfig, _ action: () throws -> T) throws -> T {
+        do {
+            return try action()
+        } catch let refusal as Support.Refusal {
+            switch refusal {
+            case let .exists(email): throw CommandError("\(email) already exists (see latchkey user show \(email))")
+            case let .contact(email): throw CommandError("\(email) is a contact, not a customer: grant access first")
+            case let .disabled(email): throw CommandError("\(email) is disabled: enable login first (latchkey user enable \(email))")
+            case let .password(key): throw CommandError("password rejected: \(config.policySentence(key))")
+            case let .mail(reason): throw CommandError(reason)
+            }
+        }
     }
 
     /// Delivers a message the command just queued, and says so when it failed: the message
@@ -103,15 +105,6 @@ enum UserCommands {
         let email = Person.normalize(raw)
         guard Person.isPlausibleEmail(email) else { throw CommandError("'\(raw.prefix(80))' is not an email address") }
         return email
-    }
-
-    /// The customer with `email` who may be sent a link, or an error that says why not.
-    static func linkRecipient(_ email: String, _ services: Services) throws -> Person {
-        let person = try customer(email, services)
-        if Recovery.refusal(for: person) == .disabled {
-            throw CommandError("\(person.email) is disabled: enable login first (latchkey user enable \(person.email))")
-        }
-        return person
     }
 
     /// The customer with `email`, or an error that says why not.

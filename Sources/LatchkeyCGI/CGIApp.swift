@@ -15,6 +15,7 @@ public enum CGIApp {
         case "account": AccountEndpoint.handle
         case "session": SessionEndpoint.handle
         case "members": MembersEndpoint.handle
+        case "admin": AdminEndpoint.handle
         default: nil
         }
     }

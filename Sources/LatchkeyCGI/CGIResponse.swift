@@ -48,7 +48,8 @@ public struct CGIResponse: Sendable {
             out += "\r\n".utf8
         }
         header("Status", String(status) + " " + CGIResponse.reason(status))
-        for (name, value) in CGIResponse.securityHeaders { header(name, value) }
+        // A handler may set its own value for one of them (the console allows its own script).
+        for (name, value) in CGIResponse.securityHeaders where !headers.contains(where: { $0.0 == name }) { header(name, value) }
         for (name, value) in headers { header(name, value) }
         header("Content-Length", String(body.count))
         out += "\r\n".utf8

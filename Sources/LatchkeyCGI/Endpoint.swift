@@ -39,8 +39,8 @@ public struct Context {
     public func services() throws -> Services { try openServices() }
 
     /// Reads and parses the form body (once).
-    public func form() throws -> FormData {
-        let form = try FormData.readBody(request)
+    public func form(repeatable: Set<String> = []) throws -> FormData {
+        let form = try FormData.readBody(request, repeatable: repeatable)
         body.read = true
         return form
     }

@@ -10,23 +10,32 @@ public struct FormData: Sendable {
     public static let maxBodyBytes = 8192
 
     private var fields: [String: String] = [:]
+    private var lists: [String: [String]] = [:]
 
-    /// Parses `bytes`.
-    public init(urlEncoded bytes: [UInt8]) throws {
+    /// Parses `bytes`. Only the fields named in `repeatable` may come more than once (the
+    /// console's checked `ids`); read them with `all`.
+    public init(urlEncoded bytes: [UInt8], repeatable: Set<String> = []) throws {
         for pair in bytes.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
             let parts = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
             let name = try FormData.decode(parts[0])
             let value = parts.count == 2 ? try FormData.decode(parts[1]) : ""
+            if repeatable.contains(name) {
+                lists[name, default: []].append(value)
+                continue
+            }
             guard fields[name] == nil else { throw HTTPError(400, "field '\(name.prefix(40))' given twice") }
             fields[name] = value
         }
     }
 
+    /// Every value of a repeatable field, in order.
+    public func all(_ name: String) -> [String] { lists[name] ?? [] }
+
     /// Reads and parses the request body from standard input: the content type must be a
     /// form, the length declared and within bounds, and the body exactly that long. A POST with
     /// no body at all (`CONTENT_LENGTH` 0, or neither a length nor a type) is an empty form:
     /// scripts, `fetch(url, {method: "POST"})` and some proxies send a bare POST to log out.
-    public static func readBody(_ request: CGIRequest, from fd: Int32 = 0) throws -> FormData {
+    public static func readBody(_ request: CGIRequest, from fd: Int32 = 0, repeatable: Set<String> = []) throws -> FormData {
         if request.contentLength == 0 || (request.contentLength == nil && request.contentType == nil) {
             return try FormData(urlEncoded: [])
         }
@@ -45,7 +54,7 @@ public struct FormData: Sendable {
             guard n > 0 else { throw HTTPError(400, "body shorter than CONTENT_LENGTH (\(filled) of \(length) bytes)") }
             filled += n
         }
-        return try FormData(urlEncoded: body)
+        return try FormData(urlEncoded: body, repeatable: repeatable)
     }
 
     /// The value of `name`, if present.

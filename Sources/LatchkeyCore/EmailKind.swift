@@ -6,6 +6,8 @@ public enum EmailKind: String, CaseIterable, Sendable {
     case passwordChanged = "password-changed"
     case temporaryPassword = "temporary-password"
     case emailChanged = "email-changed"
+    /// To a new staff member (or one whose second factor was reset): the enrolment link.
+    case staffEnrolment = "staff-enrolment"
 
     /// The section of the locale table that holds this email's strings.
     public var localeKey: String { String(rawValue.map { $0 == "-" ? "_" : $0 }) }

@@ -44,6 +44,8 @@ public struct SiteConfig: Sendable {
     public var brand = Brand()
     /// Whether `access grant` sends the welcome email by default.
     public var welcomeOnGrant = true
+    /// `admin`: the staff console.
+    public var admin = Admin()
 
     /// Where mail goes and whom it is from.
     public struct Mail: Sendable {

@@ -17,6 +17,12 @@ public struct SiteKey: Sendable {
         case mailSeal = 4
         /// Keyed hash of throttle keys (addresses, IPs), so counters hold no plain address.
         case throttleHash = 5
+        /// Keyed hash of staff session ids: a customer's session hash can never open the console.
+        case staffSessionHash = 6
+        /// Keyed hash of staff enrolment tokens and recovery codes.
+        case staffTokenHash = 7
+        /// Encryption of staff TOTP secrets and of what an enrolment page shows.
+        case staffSeal = 8
     }
 
     private let master: [UInt8]

@@ -47,7 +47,12 @@ public final class Mailer {
 
     /// The language for `person`'s mail: theirs if the site speaks it, else the one they used, else the default.
     public func language(for person: Person, requested: String? = nil) -> String {
-        for candidate in [person.locale, requested ?? ""] where config.locales.contains(candidate) { return candidate }
+        language(for: MailRecipient(person), requested: requested)
+    }
+
+    /// The language for `recipient`'s mail: theirs if the site speaks it, else the one they used, else the default.
+    public func language(for recipient: MailRecipient, requested: String? = nil) -> String {
+        for candidate in [recipient.locale, requested ?? ""] where config.locales.contains(candidate) { return candidate }
         return config.defaultLocale
     }
 
@@ -56,17 +61,27 @@ public final class Mailer {
     @discardableResult
     public func queue(_ kind: EmailKind, to person: Person, recipient: String? = nil, values: [String: TemplateValue],
                       language requested: String? = nil, by actor: String, now: Int64) throws -> Int64 {
+        var to = MailRecipient(person)
+        if let recipient { to.email = recipient }
+        var all = values
+        all["email"] = all["email"] ?? .string(person.email)
+        return try queue(kind, to: to, values: all, language: requested, by: actor, now: now)
+    }
+
+    /// Renders `kind` for `recipient` and records it as queued; returns the history id. Call inside `write`.
+    @discardableResult
+    public func queue(_ kind: EmailKind, to recipient: MailRecipient, values: [String: TemplateValue],
+                      language requested: String? = nil, by actor: String, now: Int64) throws -> Int64 {
         let (renderer, tables) = try renderer()
-        let code = language(for: person, requested: requested)
+        let code = language(for: recipient, requested: requested)
         let table = SiteSource.table(code, in: tables)
         var all = values
-        all["name"] = all["name"] ?? .string(person.name)
-        all["email"] = all["email"] ?? .string(person.email)
+        all["name"] = all["name"] ?? .string(recipient.name)
+        all["email"] = all["email"] ?? .string(recipient.email)
         let rendered = try renderer.render(kind, table: table, values: all)
-        let to = recipient ?? person.email
-        let message = MailMessage(from: config.mail.from, to: to, toName: person.name, replyTo: config.mail.replyTo,
+        let message = MailMessage(from: config.mail.from, to: recipient.email, toName: recipient.name, replyTo: config.mail.replyTo,
                                   subject: rendered.subject, text: rendered.text, html: rendered.html, language: code, date: now)
-        return try db.enqueueMail(personID: person.id, kind: kind.rawValue, recipient: to, subject: rendered.subject,
+        return try db.enqueueMail(personID: recipient.personID, kind: kind.rawValue, recipient: recipient.email, subject: rendered.subject,
                                   locale: code, messageID: message.messageID,
                                   sealedMessage: Sodium.seal(try message.rendered(), key: sealKey), createdBy: actor, now: now)
     }

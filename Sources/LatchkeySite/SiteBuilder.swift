@@ -63,6 +63,7 @@ public struct SiteBuilder {
         try step("check email templates") {
             for table in tables { try EmailRenderer(templates: templates, context: context).validate(table: table) }
         }
+        try step("check console templates") { try templates.parseConsole() }
         try step("copy assets") { report.files += try copyAssets(into: staging + "/assets") }
         try step("write favicon") {
             try FileTree.write(try Favicon.bytes(config), to: staging + "/favicon.ico")

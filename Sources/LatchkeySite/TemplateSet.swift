@@ -1,6 +1,7 @@
 import LatchkeyCore
 
-/// The site's templates folder: `pages/`, `partials/`, `email/` and `email/partials/`,
+/// The site's templates folder: `pages/`, `partials/`, `email/`, `email/partials/`, `admin/`
+/// and `admin/partials/`,
 /// each file parsed once and kept.
 public final class TemplateSet {
     /// The templates folder.
@@ -19,6 +20,24 @@ public final class TemplateSet {
     /// Renders a page template; its partials come from `partials/`.
     public func renderPage(_ name: String, _ context: TemplateValue) throws -> String {
         try page(name).render(context) { [unowned self] partial in try self.load("partials/" + partial + ".html", optional: true) }
+    }
+
+    /// Renders a staff console page, `admin/NAME.html`; its partials come from `admin/partials/`.
+    public func renderConsole(_ name: String, _ context: TemplateValue) throws -> String {
+        try load("admin/" + name + ".html").render(context) { [unowned self] partial in
+            try self.load("admin/partials/" + partial + ".html", optional: true)
+        }
+    }
+
+    /// Parses every staff console template (`admin/` and `admin/partials/`), so a broken one
+    /// fails `latchkey build` rather than the console's next request. A site without a console
+    /// folder has nothing to check.
+    public func parseConsole() throws {
+        for folder in ["admin", "admin/partials"] where FileTree.exists(Path.join(self.folder, folder)) {
+            for name in try FileTree.names(in: Path.join(self.folder, folder)).sorted() where name.hasSuffix(".html") {
+                _ = try load(folder + "/" + name)
+            }
+        }
     }
 
     /// Renders an email template; its partials come from `email/partials/` with the same extension.

@@ -33,3 +33,42 @@ extension Database {
                   .text(event.subject), .text(event.remoteAddr), .text(event.detail)])
     }
 }
+
+/// One recorded entry of the audit trail.
+public struct AuditEntry: Sendable {
+    /// The row id.
+    public let id: Int64
+    /// When, in Unix seconds.
+    public let at: Int64
+    /// Who: an operator, `web`, `staff:EMAIL`.
+    public let actor: String
+    /// What, e.g. `reset.sent`.
+    public let action: String
+    /// The person it concerns, if any.
+    public let personID: Int64?
+    /// What it was done to.
+    public let subject: String
+    /// From where.
+    public let remoteAddr: String
+    /// Anything else kept.
+    public let detail: String
+}
+
+extension Database {
+    /// The audit trail, newest first, filtered by person, actor and action (exact), and time.
+    public func auditTrail(personID: Int64? = nil, actor: String? = nil, action: String? = nil, since: Int64? = nil,
+                           limit: Int = 200, offset: Int = 0) throws -> [AuditEntry] {
+        var sql = "SELECT * FROM audit WHERE 1"
+        var parameters: [SQLValue] = []
+        if let personID { sql += " AND person_id = ?"; parameters.append(.int(personID)) }
+        if let actor { sql += " AND actor = ?"; parameters.append(.text(actor)) }
+        if let action { sql += " AND action = ?"; parameters.append(.text(action)) }
+        if let since { sql += " AND at >= ?"; parameters.append(.int(since)) }
+        sql += " ORDER BY id DESC LIMIT \(max(1, min(limit, 10_000))) OFFSET \(max(0, offset))"
+        return try query(sql, parameters).map { row in
+            AuditEntry(id: row.int("id") ?? 0, at: row.int("at") ?? 0, actor: row.text("actor") ?? "", action: row.text("action") ?? "",
+                       personID: row.int("person_id"), subject: row.text("subject") ?? "", remoteAddr: row.text("remote_addr") ?? "",
+                       detail: row.text("detail") ?? "")
+        }
+    }
+}

@@ -121,6 +121,76 @@ public enum Migrations {
             value TEXT NOT NULL
         ) STRICT;
         """),
+        ("0003-staff", """
+        -- The staff console's own accounts: not customers, with their own login and cookie.
+        -- The TOTP secret is sealed with the site key; recovery codes and session ids are keyed
+        -- hashes: none is usable from a copy of the database alone.
+        CREATE TABLE staff (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL DEFAULT '',
+            role TEXT NOT NULL CHECK (role IN ('viewer', 'support', 'manager', 'owner')),
+            locale TEXT NOT NULL DEFAULT '',
+            password_hash TEXT,
+            sealed_totp_secret BLOB,
+            totp_last_step INTEGER NOT NULL DEFAULT 0,
+            enrolled_at INTEGER,
+            disabled_at INTEGER,
+            last_login_at INTEGER,
+            created_at INTEGER NOT NULL,
+            created_by TEXT NOT NULL
+        ) STRICT;
+
+        CREATE TABLE staff_recovery_code (
+            id INTEGER PRIMARY KEY,
+            staff_id INTEGER NOT NULL REFERENCES staff (id) ON DELETE CASCADE,
+            code_hash BLOB NOT NULL,
+            used_at INTEGER
+        ) STRICT;
+        CREATE INDEX staff_recovery_code_staff ON staff_recovery_code (staff_id);
+
+        -- An enrolment link. What the page shows (the secret and codes to be) is sealed, so
+        -- every visit shows the same until the POST that completes it; GET never uses it up.
+        CREATE TABLE staff_enrolment (
+            id INTEGER PRIMARY KEY,
+            staff_id INTEGER NOT NULL REFERENCES staff (id) ON DELETE CASCADE,
+            token_hash BLOB NOT NULL UNIQUE,
+            sealed_secret BLOB NOT NULL,
+            sealed_codes BLOB NOT NULL,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            used_at INTEGER
+        ) STRICT;
+
+        CREATE TABLE staff_session (
+            id INTEGER PRIMARY KEY,
+            staff_id INTEGER NOT NULL REFERENCES staff (id) ON DELETE CASCADE,
+            id_hash BLOB NOT NULL UNIQUE,
+            csrf TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            last_seen_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            step_up_at INTEGER NOT NULL,
+            remote_addr TEXT NOT NULL DEFAULT ''
+        ) STRICT;
+        CREATE INDEX staff_session_staff ON staff_session (staff_id);
+        """),
+        ("0004-person-search", """
+        -- Substring search over email and name with an index: trigrams (3+ characters).
+        CREATE VIRTUAL TABLE person_search USING fts5 (email, name, content = 'person', content_rowid = 'id',
+                                                       tokenize = 'trigram');
+        INSERT INTO person_search (rowid, email, name) SELECT id, email, name FROM person;
+        CREATE TRIGGER person_search_insert AFTER INSERT ON person BEGIN
+            INSERT INTO person_search (rowid, email, name) VALUES (new.id, new.email, new.name);
+        END;
+        CREATE TRIGGER person_search_delete AFTER DELETE ON person BEGIN
+            INSERT INTO person_search (person_search, rowid, email, name) VALUES ('delete', old.id, old.email, old.name);
+        END;
+        CREATE TRIGGER person_search_update AFTER UPDATE OF email, name ON person BEGIN
+            INSERT INTO person_search (person_search, rowid, email, name) VALUES ('delete', old.id, old.email, old.name);
+            INSERT INTO person_search (rowid, email, name) VALUES (new.id, new.email, new.name);
+        END;
+        """),
     ]
 }
 

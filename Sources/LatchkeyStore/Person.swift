@@ -28,7 +28,8 @@ public struct Person: Sendable, Equatable {
     /// True for a customer: someone who may have a login.
     public var isCustomer: Bool { kind == "customer" }
 
-    init(row: Row) {
+    /// A person from a `person` row (every column, e.g. `SELECT *`).
+    public init(row: Row) {
         id = row.int("id") ?? 0
         email = row.text("email") ?? ""
         name = row.text("name") ?? ""

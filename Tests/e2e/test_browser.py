@@ -11,8 +11,6 @@ Needs: chromium, chromium-driver (/usr/bin/chromedriver), and `pip install selen
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
 import time
 import urllib.parse
 from pathlib import Path
@@ -20,17 +18,15 @@ from pathlib import Path
 import pytest
 
 from selenium import webdriver  # noqa: E402  (pip install selenium)
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from lkserver import ROOT  # noqa: E402
 from servers import running  # noqa: E402
+from chrome import chromium  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 SHOTS = ROOT / "artifacts" / "browser"
 
 PASSWORD = "first password 1"
@@ -53,24 +49,8 @@ def server(latchkey_path):
 
 @pytest.fixture(scope="module")
 def browser():
-    for path in (CHROMIUM, CHROMEDRIVER):
-        if not Path(path).exists():
-            pytest.fail(f"{path} is missing: apt-get install chromium chromium-driver")
-    profile = tempfile.mkdtemp(prefix="latchkey-selenium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 "--no-first-run", "--no-default-browser-check", "--window-size=1280,900",
-                 f"--user-data-dir={profile}", "--lang=en-US"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    try:
+    with chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def _console_errors(driver) -> list[dict]:

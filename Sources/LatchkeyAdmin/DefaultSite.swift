@@ -46,7 +46,7 @@ enum DefaultSite {
 .lk-console input[type=search], .lk-console input[type=text], .lk-console input[type=email], .lk-console select {
   min-height: 40px; padding: 6px 10px; border: 1px solid var(--lk-field-line); border-radius: var(--lk-radius-control);
   background: var(--lk-field-bg); color: var(--lk-text); font: inherit; }
-.lk-table-wrap { overflow-x: auto; margin: 12px 0; background: var(--lk-surface); border: 1px solid var(--lk-line); border-radius: 12px; }
+.lk-table-wrap { position: relative; overflow-x: auto; /* relative: hidden labels inside stay inside */  margin: 12px 0; background: var(--lk-surface); border: 1px solid var(--lk-line); border-radius: 12px; }
 .lk-table-wrap:focus-visible { outline: 3px solid var(--lk-link); outline-offset: 2px; }
 .lk-table { width: 100%; border-collapse: collapse; }
 .lk-table caption { text-align: left; padding: 8px 12px; color: var(--lk-muted); }
@@ -762,7 +762,25 @@ h1 {
       "code_placeholder": "code",
       "change_role": "Change role",
       "add": "Add a staff member",
-      "submit": "Add and email the enrolment link"
+      "submit": "Add and email the enrolment link",
+      "code_needed": "Changing a role needs a fresh code in the field beside it.",
+      "enable": "Enable",
+      "disable": "Disable",
+      "reset_2fa": "Reset second factor",
+      "remove": "Remove",
+      "back": "Back to staff",
+      "disable_title": "Disable this staff account?",
+      "disable_explain": "They can no longer log in to the console; their sessions end.",
+      "disable_submit": "Disable",
+      "enable_title": "Enable this staff account?",
+      "enable_explain": "They can log in to the console again.",
+      "enable_submit": "Enable",
+      "reset_2fa_title": "Reset their second factor?",
+      "reset_2fa_explain": "For a lost phone: their authenticator and recovery codes stop working, their sessions end, and a new enrolment link is emailed to them.",
+      "reset_2fa_submit": "Reset and email a new link",
+      "remove_title": "Remove this staff account?",
+      "remove_explain": "They lose the console; the audit trail keeps what they did.",
+      "remove_submit": "Remove"
     },
     "messages": {
       "login_failed": "That email, password and code don't match our records.",
@@ -1169,7 +1187,25 @@ h1 {
       "code_placeholder": "código",
       "change_role": "Cambiar rol",
       "add": "Añadir un miembro",
-      "submit": "Añadir y enviar el enlace de inscripción"
+      "submit": "Añadir y enviar el enlace de inscripción",
+      "code_needed": "Cambiar un rol necesita un código nuevo en el campo de al lado.",
+      "enable": "Reabrir",
+      "disable": "Cerrar",
+      "reset_2fa": "Restablecer segundo factor",
+      "remove": "Quitar",
+      "back": "Volver al equipo",
+      "disable_title": "¿Cerrar esta cuenta de soporte?",
+      "disable_explain": "No podrá entrar en la consola; sus sesiones se cierran.",
+      "disable_submit": "Cerrar",
+      "enable_title": "¿Reabrir esta cuenta de soporte?",
+      "enable_explain": "Podrá volver a entrar en la consola.",
+      "enable_submit": "Reabrir",
+      "reset_2fa_title": "¿Restablecer su segundo factor?",
+      "reset_2fa_explain": "Para un teléfono perdido: su aplicación y sus códigos de recuperación dejan de funcionar, sus sesiones se cierran y se le envía un nuevo enlace de inscripción.",
+      "reset_2fa_submit": "Restablecer y enviar un enlace",
+      "remove_title": "¿Quitar esta cuenta de soporte?",
+      "remove_explain": "Pierde la consola; el registro de auditoría guarda lo que hizo.",
+      "remove_submit": "Quitar"
     },
     "messages": {
       "login_failed": "Ese correo, contraseña y código no coinciden.",
@@ -1576,7 +1612,25 @@ h1 {
       "code_placeholder": "code",
       "change_role": "Changer le rôle",
       "add": "Ajouter un membre",
-      "submit": "Ajouter et envoyer le lien d'inscription"
+      "submit": "Ajouter et envoyer le lien d'inscription",
+      "code_needed": "Changer un rôle demande un nouveau code dans le champ voisin.",
+      "enable": "Rouvrir",
+      "disable": "Fermer",
+      "reset_2fa": "Réinitialiser le second facteur",
+      "remove": "Retirer",
+      "back": "Retour à l'équipe",
+      "disable_title": "Fermer ce compte d'assistance ?",
+      "disable_explain": "La personne ne peut plus se connecter à la console ; ses sessions se ferment.",
+      "disable_submit": "Fermer",
+      "enable_title": "Rouvrir ce compte d'assistance ?",
+      "enable_explain": "La personne peut de nouveau se connecter à la console.",
+      "enable_submit": "Rouvrir",
+      "reset_2fa_title": "Réinitialiser son second facteur ?",
+      "reset_2fa_explain": "Pour un téléphone perdu : son application et ses codes de secours cessent de fonctionner, ses sessions se ferment et un nouveau lien d'inscription lui est envoyé.",
+      "reset_2fa_submit": "Réinitialiser et envoyer un lien",
+      "remove_title": "Retirer ce compte d'assistance ?",
+      "remove_explain": "La personne perd l'accès à la console ; le journal d'audit garde ce qu'elle a fait.",
+      "remove_submit": "Retirer"
     },
     "messages": {
       "login_failed": "Cet e-mail, ce mot de passe et ce code ne correspondent pas.",
@@ -1944,6 +1998,28 @@ members-only pages and files in the site's <code>members/</code> folder.</p>
 {{> foot}}
 
 """#),
+        ("templates/admin/staff-confirm.html", #"""
+{{#t.admin.confirm}}{{> head}}{{/t.admin.confirm}}
+<p><a href="{{base}}/staff">{{t.admin.staff_page.back}}</a></p>
+<div class="lk-card lk-console-narrow">
+<h1>{{title}}</h1>
+<p class="lk-intro">{{explain}}</p>
+<p><strong>{{member}}</strong></p>
+<form class="lk-form" method="post" action="{{action}}">
+{{#staff}}<input type="hidden" name="csrf" value="{{csrf}}">{{/staff}}
+{{#step_up}}
+<div class="lk-field">
+<label for="code">{{t.admin.confirm.code}}</label>
+<input id="code" name="code" type="text" autocomplete="one-time-code" required aria-describedby="code-hint">
+<p class="lk-hint" id="code-hint">{{t.admin.confirm.code_hint}}</p>
+</div>
+{{/step_up}}
+<button class="lk-button" type="submit">{{submit}}</button>
+</form>
+</div>
+{{> foot}}
+
+"""#),
         ("templates/admin/staff.html", #"""
 {{#t.admin.staff_page}}{{> head}}{{/t.admin.staff_page}}
 <h1>{{t.admin.staff_page.title}}</h1>
@@ -1960,6 +2036,13 @@ members-only pages and files in the site's <code>members/</code> folder.</p>
 {{#step_up}}<label for="code-role-{{id}}" class="lk-visually-hidden">{{t.admin.confirm.code}}</label><input id="code-role-{{id}}" name="code" type="text" autocomplete="one-time-code" placeholder="{{t.admin.staff_page.code_placeholder}}" required>{{/step_up}}
 <button class="lk-button lk-button-small" type="submit">{{t.admin.staff_page.change_role}}</button>
 </form>
+{{#step_up}}<p class="lk-hint">{{t.admin.staff_page.code_needed}}</p>{{/step_up}}
+<ul class="lk-console-actions">
+{{#disabled}}<li><a class="lk-button lk-button-small lk-button-secondary" href="{{base}}/staff/{{id}}/enable">{{t.admin.staff_page.enable}}</a></li>{{/disabled}}
+{{^disabled}}<li><a class="lk-button lk-button-small lk-button-secondary" href="{{base}}/staff/{{id}}/disable">{{t.admin.staff_page.disable}}</a></li>{{/disabled}}
+<li><a class="lk-button lk-button-small lk-button-secondary" href="{{base}}/staff/{{id}}/reset-2fa">{{t.admin.staff_page.reset_2fa}}</a></li>
+<li><a class="lk-button lk-button-small lk-button-secondary" href="{{base}}/staff/{{id}}/remove">{{t.admin.staff_page.remove}}</a></li>
+</ul>
 {{/is_me}}</td></tr>
 {{/members}}
 </tbody>

@@ -82,7 +82,7 @@ def test_a_support_agents_day(server):
     link = re.search(r'id="reset-link" type="text" readonly value="([^"]+)"', record.text).group(1).replace("&amp;", "&")
     reset_mail = wait_for_mail(server, address)[0]
     assert mail.reset_token(reset_mail, server.url) in link
-    assert f"by {manager.email}".replace("@", "@") in record.text or f"staff:{manager.email}" in record.text
+    assert f"by staff:{manager.email}" in record.text
     assert site_sql(server.site, f"SELECT count(*) AS n FROM audit WHERE action = 'link.viewed' AND person_id = {pid}")[0]["n"] >= 1
 
     # Create a customer: the exact message, and the link.
@@ -344,6 +344,11 @@ BAD = [
     ("bulk-other-id", "POST", "/people/bulk-reset", [("ids", "999999"), ("confirmed", "yes")], 404),
     ("staff-no-such-role", "POST", "/staff/{sid}/role", {"role": "emperor"}, 400),
     ("put", "PUT", "/people", None, 405),
+    ("bad-percent", "RAW", "/people/{pid}/reset", b"csrf=%zz", 400),
+    ("invalid-utf8", "RAW", "/people/{pid}/set-email", b"new_email=a%FF%40example.com", 400),
+    ("nul-in-field", "RAW", "/people/{pid}/set-email", b"new_email=a%00b%40example.com", 400),
+    ("field-twice", "RAW", "/people/{pid}/grant", b"offer=gold&offer=silver", 400),
+    ("not-a-form", "TEXT", "/people/{pid}/reset", b"csrf=x", 415),
 ]
 
 
@@ -364,6 +369,9 @@ def test_bad_console_input_gets_a_4xx_and_changes_nothing(server, roles, name, m
     elif method == "POST":
         pairs = fields.items() if isinstance(fields, dict) else fields
         resp = staff.post(target, [(k, v.format(**values)) for k, v in pairs])
+    elif method in ("RAW", "TEXT"):
+        kind = "application/x-www-form-urlencoded" if method == "RAW" else "text/plain"
+        resp = server.request("POST", BASE + target, body=fields, headers={**staff.headers(), "Content-Type": kind})
     else:
         resp = server.request(method, BASE + target, headers=staff.headers())
     assert resp.status == status, (name, resp.status, resp.headers.get("location"))

@@ -60,6 +60,7 @@ enum AdminEndpoint {
             if match("audit") != nil { return try ConsolePages.audit(console) }
             if match("offers") != nil { return try ConsolePages.offers(console) }
             if match("staff") != nil { return try StaffPages.list(console) }
+            if let ids = match("staff", "*", "*") { return try StaffPages.confirm(ids[1], ids[0], console) }
         }
         if let ids = match("people", "*", "*") {
             guard let action = ConsoleAction.personActions[ids[1]] else { throw HTTPError(404, "no console action \(ids[1].prefix(40))") }

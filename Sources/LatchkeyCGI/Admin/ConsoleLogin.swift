@@ -1,5 +1,6 @@
 import LatchkeyAccounts
 import LatchkeyCore
+import LatchkeySite
 import LatchkeyStore
 
 /// The console's login, enrolment, logout and language choice.

@@ -1,5 +1,6 @@
 import LatchkeyAccounts
 import LatchkeyCore
+import LatchkeySite
 import LatchkeyStore
 
 /// The actions on one person: a confirmation page (GET) for each, then the action (POST),

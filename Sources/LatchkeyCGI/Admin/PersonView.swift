@@ -1,5 +1,6 @@
 import LatchkeyAccounts
 import LatchkeyCore
+import LatchkeySite
 import LatchkeyStore
 
 /// A person's file as the record page's template values, laid out like a support tool's

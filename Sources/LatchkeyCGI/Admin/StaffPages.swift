@@ -1,5 +1,6 @@
 import LatchkeyAccounts
 import LatchkeyCore
+import LatchkeySite
 import LatchkeyStore
 
 /// The owner's staff page: the accounts, adding one, and changing one (never one's own).
@@ -36,6 +37,21 @@ enum StaffPages {
         } catch is StaffAccounts.Refusal {
             return console.redirect("/staff", message: "exists_refused")
         }
+    }
+
+    /// The staff actions that are a button after a confirmation step.
+    static let confirmed = ["disable", "enable", "reset-2fa", "remove"]
+
+    static func confirm(_ name: String, _ idText: String, _ console: Console) throws -> Reply {
+        try console.require(.staff)
+        guard confirmed.contains(name), let id = Int64(idText), let member = try console.services.db.staff(id: id) else {
+            throw HTTPError(404, "no staff page \(name.prefix(20))")
+        }
+        let key = name.replacingAll("-", with: "_")
+        func text(_ suffix: String) -> TemplateValue { .string(console.table.string("admin.staff_page.\(key)_\(suffix)") ?? key) }
+        return try console.page("staff-confirm", ["member": .string(member.email), "title": text("title"), "explain": text("explain"),
+                                                  "submit": text("submit"), "action": .string(console.base + "/staff/\(member.id)/" + name),
+                                                  "step_up": .bool(console.stepUpDue)])
     }
 
     static func perform(_ name: String, _ idText: String, _ console: Console) throws -> Reply {

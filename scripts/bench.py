@@ -576,10 +576,6 @@ def build_time(site):
     table(["command", "median", "pages written"], [("latchkey build", ms(result["median"]), pages)])
 
 
-if __name__ == "__main__":
-    main()
-
-
 def console(cgi, cleanup):
     """The console's search (substring, any case, 25 a page, newest first) and a record page,
     with 1,000 and 1,000,000 people, both sites served at once and measured in alternating
@@ -623,3 +619,7 @@ def site_id(site):
         return db.execute("SELECT id FROM person WHERE email = 'known@example.com'").fetchone()[0]
     finally:
         db.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -26,7 +26,7 @@ enum DefaultSite {
    checked for WCAG AA. */
 .lk-console { margin: 0; background: var(--lk-page); color: var(--lk-text); font-family: var(--lk-font); line-height: 1.5; }
 .lk-skip { position: absolute; left: -999px; top: 0; padding: 8px 12px; background: var(--lk-surface); color: var(--lk-link); }
-.lk-skip:focus { left: 8px; z-index: 10; }
+.lk-skip:focus { left: 8px; z-index: 10; outline: 3px solid var(--lk-link); outline-offset: 2px; }
 .lk-console-bar { display: flex; flex-wrap: wrap; align-items: center; gap: 8px 24px; padding: 12px 20px;
   background: var(--lk-surface); border-bottom: 1px solid var(--lk-line); }
 .lk-console-name { font-weight: 700; }

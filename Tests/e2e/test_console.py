@@ -376,3 +376,25 @@ def test_bad_console_input_gets_a_4xx_and_changes_nothing(server, roles, name, m
         resp = server.request(method, BASE + target, headers=staff.headers())
     assert resp.status == status, (name, resp.status, resp.headers.get("location"))
     assert site_dump(server.site, *STATE) == before
+
+
+def test_bulk_reset_from_search_results_confirms_then_mails_each(server, roles):
+    first, first_id = customer(server)
+    second, second_id = customer(server)
+    staff = roles["support"]
+    ask = staff.post("/people/bulk-reset", [("ids", str(first_id)), ("ids", str(second_id))])
+    assert ask.status == 200 and first in ask.text and second in ask.text and 'name="confirmed" value="yes"' in ask.text
+    assert mails_to(server, first) == [] and mails_to(server, second) == []
+    done = staff.post("/people/bulk-reset", [("ids", str(first_id)), ("ids", str(second_id)), ("confirmed", "yes")])
+    assert location(done).endswith("/people?m=bulk_sent")
+    assert wait_for_mail(server, first) and wait_for_mail(server, second)
+
+
+def test_staff_choose_their_language(server):
+    staff = enrol(server, unique("polyglot"), "viewer")
+    assert 'lang="en"' in staff.get("/people").text
+    chosen = staff.post("/locale", {"locale": "fr"})
+    assert chosen.status == 303
+    page = staff.get("/people")
+    assert 'lang="fr"' in page.text and "Personnes" in page.text
+    assert staff.post("/locale", {"locale": "xx"}).status == 400

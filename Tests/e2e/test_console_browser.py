@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pyotp
 import pytest
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -89,6 +90,32 @@ class Agent:
             if width == 375:
                 self.d.save_screenshot(str(SHOTS / f"{self.server.kind}-{shot}-375.png"))
         self.d.set_window_size(1280, 900)
+        self.keyboard(shot)
+
+    def keyboard(self, shot: str) -> None:
+        """Tab from the top reaches every control on the page (a radio group is one stop; arrows
+        move inside it), each with a visible focus ring."""
+        controls = self.d.execute_script(
+            "return [...document.querySelectorAll('a[href], button, input:not([type=hidden]), select, [tabindex=\"0\"]')]"
+            ".filter(e => !e.disabled && e.offsetParent !== null && !(e.type === 'radio' && !e.checked)).length;")
+        # From the first control in the document (the skip link), Tab after Tab. A click on the
+        # heading first gives the page the window's focus, without which nothing matches :focus.
+        self.d.find_element(By.TAG_NAME, "h1").click()
+        self.d.execute_script("document.querySelector('a[href], button, input:not([type=hidden]), select').focus();")
+        seen = set()
+        for step in range(controls + 3):
+            if step:
+                ActionChains(self.d).send_keys(Keys.TAB).perform()
+            key, ring = self.d.execute_script(
+                "const e = document.activeElement; if (e === document.body || e === document.documentElement) return [null, true];"
+                "const s = getComputedStyle(e);"
+                "return [e.outerHTML.slice(0, 120) + '@' + [...document.querySelectorAll('*')].indexOf(e),"
+                "        s.outlineStyle !== 'none' || s.boxShadow !== 'none'];")
+            if key is None or key in seen:
+                break
+            assert ring, f"{shot}: no visible focus on {key}"
+            seen.add(key)
+        assert len(seen) >= controls, f"{shot}: Tab reached {len(seen)} of {controls} controls"
 
     def fill(self, element_id: str, value: str) -> None:
         element = self.d.find_element(By.ID, element_id)

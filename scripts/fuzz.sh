@@ -19,14 +19,14 @@ done
 mkdir -p artifacts/fuzz
 for target in forms templates; do
   binary="$scratch/fuzz-$target"
-  swiftc "${flags[@]}" -parse-as-library -g -I "$scratch/debug/Modules" -I Sources/CSodium -I Sources/CSQLite \
-    "Sources/fuzz-$target/"*.swift "${objects[@]}" -lsodium -lsqlite3 -o "$binary" >"$scratch-$target.log" 2>&1 \
+  swiftc "${flags[@]}" -parse-as-library -g -I "$scratch/debug/Modules" -I Sources/CSodium -I Sources/CSQLite -I Sources/CNettle \
+    "Sources/fuzz-$target/"*.swift "${objects[@]}" -lsodium -lsqlite3 -lnettle -o "$binary" >"$scratch-$target.log" 2>&1 \
     || { grep -v "Cannot export local symbol" "$scratch-$target.log" | tail -20 >&2; exit 1; }
   corpus="artifacts/fuzz/corpus-$target"
   mkdir -p "$corpus"
   seeds=("Tests/fuzz/seeds/$target" "Tests/fuzz/regressions/$target")
-  # The shipped templates are the best template seeds; read them where they live.
-  if [ "$target" = templates ]; then seeds+=(site/templates/pages site/templates/partials site/templates/email); fi
+  # The shipped templates (the console's too) are the best template seeds; read them where they live.
+  if [ "$target" = templates ]; then seeds+=(site/templates/pages site/templates/partials site/templates/email site/templates/admin); fi
   echo "== fuzz-$target for ${seconds}s"
   status=0
   "$binary" -max_total_time="$seconds" -max_len=4096 -timeout=5 -rss_limit_mb=2048 -print_final_stats=1 \

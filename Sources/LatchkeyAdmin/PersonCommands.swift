@@ -16,18 +16,16 @@ enum PersonCommands {
     static func find(_ invocation: Invocation) throws {
         try invocation.arguments.allow(["json"])
         let query = try invocation.word(0, "QUERY")
-        let pattern = "%" + query.lowercased().replacingAll("\\", with: "\\\\").replacingAll("%", with: "\\%").replacingAll("_", with: "\\_") + "%"
-        let rows = try invocation.services().db.query("""
-            SELECT * FROM person WHERE email LIKE ? ESCAPE '\\' OR lower(name) LIKE ? ESCAPE '\\' ORDER BY email LIMIT 100
-            """, [.text(pattern), .text(pattern)])
+        // The console's search: any part of an email or name (3+ characters), else an address's start.
+        let people = try PeopleSearch.find(query, offset: 0, limit: 100, db: invocation.services().db)
         if invocation.arguments.flags.contains("json") {
-            Console.out(JSONOut.array(rows.map { .object(["email": .string($0.text("email") ?? ""), "name": .string($0.text("name") ?? ""),
-                                                          "kind": .string($0.text("kind") ?? ""), "disabled": .bool($0.int("disabled_at") != nil)]) }).text)
+            Console.out(JSONOut.array(people.map { .object(["email": .string($0.email), "name": .string($0.name),
+                                                            "kind": .string($0.kind), "disabled": .bool($0.disabledAt != nil)]) }).text)
             return
         }
-        if rows.isEmpty { Console.out("No one matches '\(query)'."); return }
-        for row in rows {
-            Console.out("\(row.text("email") ?? "")\t\(row.text("name") ?? "")\t\(row.text("kind") ?? "")\(row.int("disabled_at") != nil ? " (disabled)" : "")")
+        if people.isEmpty { Console.out("No one matches '\(query)'."); return }
+        for person in people {
+            Console.out("\(person.email)\t\(person.name)\t\(person.kind)\(person.disabledAt != nil ? " (disabled)" : "")")
         }
     }
 

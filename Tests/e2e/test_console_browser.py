@@ -179,6 +179,16 @@ def test_a_support_agents_day_in_the_browser(browser, kind):
         agent.fill("q", "LOVELACE")
         browser.find_element(By.ID, "q").send_keys(Keys.ENTER)
         agent.land(BASE + "/people", "05-search")
+
+        # Bulk "send password reset" from the results, after its confirmation step.
+        browser.find_element(By.CSS_SELECTOR, "input[name=ids]").click()
+        agent.click("Send password reset to selected")
+        agent.land(BASE + "/people/bulk-reset", "05a-bulk-confirm")
+        agent.click("Send emails")
+        assert "Reset password emails sent." in agent.land(BASE + "/people", "05b-bulk-sent")
+        wait_mail(site, address)
+        browser.get(server.url + BASE + "/people?q=lovelace")
+        agent.land(BASE + "/people", "05c-search-again")
         browser.find_element(By.LINK_TEXT, address).click()
         agent.land(BASE + "/people/", "06-record")
 

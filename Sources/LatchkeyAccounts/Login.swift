@@ -99,7 +99,7 @@ public enum Login {
             }
             return .wrongCurrent
         }
-        if let problem = PasswordPolicy.problem(password: new, confirmation: confirmation, email: person.email, config: config) {
+        if let problem = try PasswordPolicy.problem(password: new, confirmation: confirmation, email: person.email, name: person.name, config: config) {
             return .rejected(problem)
         }
         let newHash = try PasswordHash.hash(new, parameters: config.password.argon2)

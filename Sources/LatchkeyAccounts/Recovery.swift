@@ -101,7 +101,8 @@ public enum Recovery {
         let tokens = ResetTokens(db: services.db, key: services.key)
         guard case let .valid(tokenID, personID) = try tokens.check(token, now: now),
               let person = try services.db.person(id: personID) else { return .expired }
-        if let problem = PasswordPolicy.problem(password: password, confirmation: confirmation, email: person.email, config: services.config) {
+        if let problem = try PasswordPolicy.problem(password: password, confirmation: confirmation, email: person.email,
+                                                    name: person.name, config: services.config) {
             return .rejected(problem)
         }
         // Hash before BEGIN: the write lock is never held for the tens of milliseconds Argon2id takes.

@@ -45,7 +45,8 @@ public enum StaffLogin {
     public static func completeEnrolment(token: String, password: String, confirmation: String, code: String,
                                          remoteAddr: String, services: Services, now: Int64) throws -> EnrolOutcome {
         guard let page = try enrolmentPage(token: token, services: services, now: now) else { return .expired }
-        if let problem = PasswordPolicy.problem(password: password, confirmation: confirmation, email: page.staff.email, config: services.config) {
+        if let problem = try PasswordPolicy.problem(password: password, confirmation: confirmation, email: page.staff.email,
+                                                    name: page.staff.name, config: services.config) {
             return .rejected(problem)
         }
         guard let step = TOTP.verify(code, secret: page.secret, now: now, lastUsed: 0) else { return .rejected("wrong_code") }
@@ -88,7 +89,8 @@ public enum StaffLogin {
             try db.write {
                 _ = try db.throttleHit(scope: "staff:account", key: email, limit: config.admin.loginFailuresPerAccount, hashKey: throttleKey, now: now)
                 _ = try db.throttleHit(scope: "staff:ip", key: remoteAddr, limit: config.admin.loginFailuresPerIP, hashKey: throttleKey, now: now)
-                try db.audit(AuditEvent(actor: "staff:" + email, action: "staff.login-failed", subject: email, remoteAddr: remoteAddr,
+                // Until the password and code are right the address is only a claim, not an actor.
+                try db.audit(AuditEvent(actor: "web", action: "staff.login-failed", subject: email, remoteAddr: remoteAddr,
                                         detail: reason ?? ""), now: now)
             }
             return nil

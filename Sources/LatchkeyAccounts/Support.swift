@@ -112,7 +112,8 @@ public enum Support {
     public static func setPassword(_ person: Person, password: String, confirmation: String, temporary: Bool, notify: Bool,
                                    by actor: Actor, services: Services, now: Int64) throws -> Int64? {
         guard person.isCustomer else { throw Refusal.contact(person.email) }
-        if let problem = PasswordPolicy.problem(password: password, confirmation: confirmation, email: person.email, config: services.config) {
+        if let problem = try PasswordPolicy.problem(password: password, confirmation: confirmation, email: person.email,
+                                                    name: person.name, config: services.config) {
             throw Refusal.password(problem)
         }
         let hash = try PasswordHash.hash(password, parameters: services.config.password.argon2)

@@ -475,7 +475,8 @@ h1 {
     "must_change": "You're using a temporary password. Choose a new one to continue.",
     "login_required": "Log in to change your password.",
     "no_access": "You're logged in, but you don't have access to the members area right now.",
-    "no_access_help": "If you think that's a mistake, write to {support_email}."
+    "no_access_help": "If you think that's a mistake, write to {support_email}.",
+    "too_common": "That password is too common or too easy to guess. Choose another one."
   },
   "email": {
     "greeting": "Hi",
@@ -900,7 +901,8 @@ h1 {
     "must_change": "Estás usando una contraseña temporal. Elige una nueva para continuar.",
     "login_required": "Inicia sesión para cambiar tu contraseña.",
     "no_access": "Has iniciado sesión, pero ahora mismo no tienes acceso al área de miembros.",
-    "no_access_help": "Si crees que es un error, escribe a {support_email}."
+    "no_access_help": "Si crees que es un error, escribe a {support_email}.",
+    "too_common": "Esa contraseña es demasiado común o fácil de adivinar. Elige otra."
   },
   "email": {
     "greeting": "Hola",
@@ -1325,7 +1327,8 @@ h1 {
     "must_change": "Vous utilisez un mot de passe temporaire. Choisissez-en un nouveau pour continuer.",
     "login_required": "Connectez-vous pour modifier votre mot de passe.",
     "no_access": "Vous êtes connecté, mais vous n'avez pas accès à l'espace membres pour le moment.",
-    "no_access_help": "Si vous pensez que c'est une erreur, écrivez à {support_email}."
+    "no_access_help": "Si vous pensez que c'est une erreur, écrivez à {support_email}.",
+    "too_common": "Ce mot de passe est trop courant ou trop facile à deviner. Choisissez-en un autre."
   },
   "email": {
     "greeting": "Bonjour",

@@ -124,6 +124,7 @@ extension SiteConfig {
         case "too_short": return "shorter than \(password.minLength) characters"
         case "too_long": return "longer than \(password.maxLength) characters"
         case "same_as_email": return "the same as the email address"
+        case "too_common": return "too common or too easy to guess; choose another"
         case "mismatch": return "the two entries differ"
         default: return key
         }

@@ -56,7 +56,8 @@ extension SiteConfig {
         config.session.absoluteTimeout = try session.span("absolute_timeout", default: config.session.absoluteTimeout)
 
         let password = try root.object("password")
-        try password.allow(["min_length", "max_length", "argon2_iterations", "argon2_memory_mib"])
+        try password.allow(["min_length", "max_length", "argon2_iterations", "argon2_memory_mib", "blocklist"])
+        config.password.blocklist = try password.string("blocklist", default: "builtin", nonEmpty: true)
         config.password.minLength = try password.int("min_length", default: 8, range: 8...1024)
         config.password.maxLength = try password.int("max_length", default: 128, range: config.password.minLength...4096)
         config.password.argon2.iterations = try password.int("argon2_iterations", default: 2, range: 1...64)

@@ -87,6 +87,8 @@ public struct SiteConfig: Sendable {
         public var maxLength = 128
         /// `password.argon2_iterations` and `argon2_memory_mib`: the hashing cost.
         public var argon2 = Argon2Parameters()
+        /// `password.blocklist`: `builtin`, `off`, or a file of one password a line.
+        public var blocklist = "builtin"
     }
 
     /// A count allowed per window.

@@ -23,7 +23,7 @@ public enum SitePages {
                     Message(key: "login_required", kind: "info"), Message(key: "no_access", kind: "info")] + policyMessages,
     ]
 
-    static let policyMessages = ["too_short", "too_long", "mismatch", "same_as_email"].map { Message(key: $0, kind: "error") }
+    static let policyMessages = ["too_short", "too_long", "mismatch", "same_as_email", "too_common"].map { Message(key: $0, kind: "error") }
 
     /// Statuses that get a branded error page, `error-STATUS.html`.
     public static let errorStatuses = [400, 403, 404, 405, 411, 413, 415, 429, 500, 503]

@@ -48,6 +48,12 @@ if "$latchkey" --help | grep -q "user add"; then
   "$latchkey" user add "$demo_user" --name "Demo Customer" --offer members
   if [ "$(id -u)" = 0 ]; then chown -R www-data:www-data "$demo/var"; fi
 fi
+demo_staff=""
+if "$latchkey" --help | grep -q "staff add"; then
+  demo_staff="owner@example.com"
+  "$latchkey" staff add "$demo_staff" --role owner --name "Demo Owner"
+  if [ "$(id -u)" = 0 ]; then chown -R www-data:www-data "$demo/var"; fi
+fi
 cat <<MSG
 
 Latchkey demo is running: http://127.0.0.1:$port/
@@ -55,5 +61,6 @@ Latchkey demo is running: http://127.0.0.1:$port/
   mail lands in $demo/var/mail/new/   (a real Maildir: open it with any mail client, or cat the files)
   server logs   $demo/run/error.log
 ${demo_user:+  demo customer $demo_user: open the set-password link printed above, or use "Forgot password?"}
+${demo_staff:+  staff console http://127.0.0.1:$port/cgi-bin/admin/   ($demo_staff: open the enrolment link printed above)}
 Stop it with: make demo-stop
 MSG

@@ -233,7 +233,7 @@ def test_console_pages_carry_the_security_headers(server, roles):
 
 @pytest.fixture
 def quick_site(make_site):
-    """A console whose sessions idle out after 2 s and whose step-up window is 1 s."""
+    """start(**admin): a console of its own with those `admin` settings (short timeouts, low limits)."""
     servers = []
 
     def start(**admin):
@@ -398,3 +398,25 @@ def test_staff_choose_their_language(server):
     page = staff.get("/people")
     assert 'lang="fr"' in page.text and "Personnes" in page.text
     assert staff.post("/locale", {"locale": "xx"}).status == 400
+
+
+def test_a_session_ends_at_its_absolute_timeout_however_busy(quick_site):
+    srv = quick_site(absolute_timeout="3s")
+    staff = enrol(srv, unique("busy"), "viewer")
+    for _ in range(3):
+        assert staff.get("/people").status == 200
+        time.sleep(0.5)
+    time.sleep(2)
+    page = staff.get("/people")
+    assert page.status == 303 and "/cgi-bin/admin/login" in location(page)
+
+
+def test_repeated_failures_from_one_address_lock_that_address(quick_site):
+    srv = quick_site(login_failures_per_ip={"count": 3, "window": "1h"})
+    staff = enrol(srv, unique("victim"), "viewer")
+    for n in range(3):
+        Staff(srv, unique(f"guess{n}-"), staff.secret, []).login(password="not the password")
+    locked = staff.login()
+    assert cookie_of(locked, "lk_staff") is None
+    last = site_sql(srv.site, f"SELECT detail FROM audit WHERE action = 'staff.login-failed' AND subject = '{staff.email}'")
+    assert last[-1]["detail"] == "throttled", last

@@ -51,7 +51,7 @@ public enum StaffAccounts {
             let member = try db.insertStaff(email: email, name: name, role: role, by: actor.name, now: now)
             try db.audit(AuditEvent(actor: actor.name, action: "staff.added", subject: member.email, remoteAddr: actor.remoteAddr,
                                     detail: role.rawValue), now: now)
-            return (member, try issueEnrolment(member, services: services, now: now))
+            return (member, try issueEnrolment(member, by: actor, services: services, now: now))
         }
     }
 
@@ -101,13 +101,13 @@ public enum StaffAccounts {
             try db.execute("DELETE FROM staff_recovery_code WHERE staff_id = ?", [.int(member.id)])
             try db.endStaffSessions(staffID: member.id)
             try db.audit(AuditEvent(actor: actor.name, action: "staff.2fa-reset", subject: member.email, remoteAddr: actor.remoteAddr), now: now)
-            return try issueEnrolment(member, services: services, now: now)
+            return try issueEnrolment(member, by: actor, services: services, now: now)
         }
     }
 
     /// A new enrolment link for `member`, voiding older ones; its secret and codes are made now
     /// and sealed, so the page shows the same ones on every visit. Call inside `write`.
-    static func issueEnrolment(_ member: StaffMember, services: Services, now: Int64) throws -> Enrolment {
+    static func issueEnrolment(_ member: StaffMember, by actor: Support.Actor, services: Services, now: Int64) throws -> Enrolment {
         let db = services.db, key = services.key
         let token = Sodium.randomBytes(32)
         let codes = (0..<recoveryCodeCount).map { _ in recoveryCode() }
@@ -124,7 +124,7 @@ public enum StaffAccounts {
         let table = try services.mailer.table(services.mailer.language(for: recipient))
         let mailID = try services.mailer.queue(.staffEnrolment, to: recipient, values: [
             "link": .string(url), "expires": .string(PageContext.words(for: TimeSpan(seconds: enrolmentLifetime), table: table)),
-        ], by: "latchkey", now: now)
+        ], by: actor.name, now: now)
         return Enrolment(url: url, expiresAt: now + enrolmentLifetime, mailID: mailID)
     }
 

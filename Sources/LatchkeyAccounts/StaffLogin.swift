@@ -49,7 +49,7 @@ public enum StaffLogin {
                                                     name: page.staff.name, config: services.config) {
             return .rejected(problem)
         }
-        guard let step = TOTP.verify(code, secret: page.secret, now: now, lastUsed: 0) else { return .rejected("wrong_code") }
+        guard let step = TOTP.verify(code, secret: page.secret, now: now, lastUsed: 0) else { return .rejected("code_refused") }
         let hash = try PasswordHash.hash(password, parameters: services.config.password.argon2)
         let db = services.db, key = services.key
         return try db.write {
@@ -82,7 +82,7 @@ public enum StaffLogin {
             || db.throttleExceeded(scope: "staff:ip", key: remoteAddr, limit: config.admin.loginFailuresPerIP, hashKey: throttleKey, now: now)
         let hash = try staff?.passwordHash ?? Login.dummyHash(services)
         let verified = PasswordHash.verify(password, against: hash) && staff?.passwordHash != nil
-        let factor = staff.map { secondFactor($0, code: code, services: services, now: now) } ?? .wrong
+        let factor = try staff.map { try secondFactor($0, code: code, services: services, now: now) } ?? .wrong
         let reason: String? = throttled ? "throttled" : staff == nil ? "unknown address" : staff!.enrolledAt == nil ? "not enrolled"
             : staff!.disabledAt != nil ? "disabled" : !verified ? "wrong password" : factor == .wrong ? "wrong code" : nil
         guard reason == nil, let staff else {
@@ -96,7 +96,7 @@ public enum StaffLogin {
             return nil
         }
         return try db.write {
-            guard try use(factor, of: staff, services: services) else { return nil }
+            guard try use(factor, of: staff, services: services, now: now) else { return nil }
             try db.execute("UPDATE staff SET last_login_at = ? WHERE id = ?", [.int(now), .int(staff.id)])
             try db.throttleClear(scope: "staff:account", key: email, hashKey: throttleKey)
             try db.audit(AuditEvent(actor: staff.actor, action: "staff.login", subject: staff.email, remoteAddr: remoteAddr,
@@ -109,10 +109,10 @@ public enum StaffLogin {
     /// good one now (which then counts for the window).
     public static func stepUp(_ session: StaffSessions.Live, code: String, services: Services, now: Int64) throws -> Bool {
         if now - session.stepUpAt < services.config.admin.stepUpWindow.seconds { return true }
-        let factor = secondFactor(session.staff, code: code, services: services, now: now)
+        let factor = try secondFactor(session.staff, code: code, services: services, now: now)
         guard factor != .wrong else { return false }
         return try services.db.write {
-            guard try use(factor, of: session.staff, services: services) else { return false }
+            guard try use(factor, of: session.staff, services: services, now: now) else { return false }
             try StaffSessions(db: services.db, key: services.key, config: services.config).steppedUp(session, now: now)
             return true
         }
@@ -127,7 +127,7 @@ public enum StaffLogin {
         var detail: String { if case .recovery = self { return "with a recovery code" }; return "" }
     }
 
-    static func secondFactor(_ staff: StaffMember, code: String, services: Services, now: Int64) -> Factor {
+    static func secondFactor(_ staff: StaffMember, code: String, services: Services, now: Int64) throws -> Factor {
         let compact = code.filter { $0 != " " && $0 != "-" }.lowercased()
         if compact.count == TOTP.digits {
             guard let sealed = staff.sealedTOTPSecret, let secret = Sodium.open(sealed, key: services.key.subkey(.staffSeal)),
@@ -135,20 +135,20 @@ public enum StaffLogin {
             return .totp(step)
         }
         guard compact.count == 10,
-              let id = try? services.db.query("SELECT id FROM staff_recovery_code WHERE staff_id = ? AND code_hash = ? AND used_at IS NULL",
+              let id = try services.db.query("SELECT id FROM staff_recovery_code WHERE staff_id = ? AND code_hash = ? AND used_at IS NULL",
                                               [.int(staff.id), .blob(recoveryHash(compact, services))]).first?.int("id") else { return .wrong }
         return .recovery(id)
     }
 
     /// Marks `factor` used, once: a TOTP step only if it is still after the last one, a recovery
     /// code only if still unused (another request may have used it since). Call inside `write`.
-    static func use(_ factor: Factor, of staff: StaffMember, services: Services) throws -> Bool {
+    static func use(_ factor: Factor, of staff: StaffMember, services: Services, now: Int64) throws -> Bool {
         let db = services.db
         switch factor {
         case let .totp(step):
             try db.execute("UPDATE staff SET totp_last_step = ? WHERE id = ? AND totp_last_step < ?", [.int(step), .int(staff.id), .int(step)])
         case let .recovery(id):
-            try db.execute("UPDATE staff_recovery_code SET used_at = strftime('%s','now') WHERE id = ? AND used_at IS NULL", [.int(id)])
+            try db.execute("UPDATE staff_recovery_code SET used_at = ? WHERE id = ? AND used_at IS NULL", [.int(now), .int(id)])
         case .wrong:
             return false
         }

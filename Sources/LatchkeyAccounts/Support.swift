@@ -60,11 +60,8 @@ public enum Support {
                                       services: Services, now: Int64) throws -> Created {
         let db = services.db
         let person: Person = try db.write {
-            guard try db.person(email: email) == nil else { throw Refusal.exists(Person.normalize(email)) }
-            let person = try db.insertPerson(email: email, name: name, kind: "customer", now: now)
+            let person = try insert(email: email, name: name, kind: "customer", by: actor, db: db, now: now)
             if let offer { try Access.grant(person: person, offer: offer, by: actor.name, remoteAddr: actor.remoteAddr, db: db, now: now) }
-            try db.audit(AuditEvent(actor: actor.name, action: "person.created", personID: person.id, subject: person.email,
-                                    remoteAddr: actor.remoteAddr, detail: "customer"), now: now)
             return person
         }
         guard sendEmail else { return Created(person: person, link: nil, mailID: nil) }
@@ -74,14 +71,16 @@ public enum Support {
 
     /// Adds a contact: someone on file without login access.
     public static func addContact(email: String, name: String, by actor: Actor, services: Services, now: Int64) throws -> Person {
-        let db = services.db
-        return try db.write {
-            guard try db.person(email: email) == nil else { throw Refusal.exists(Person.normalize(email)) }
-            let person = try db.insertPerson(email: email, name: name, kind: "contact", now: now)
-            try db.audit(AuditEvent(actor: actor.name, action: "person.created", personID: person.id, subject: person.email,
-                                    remoteAddr: actor.remoteAddr, detail: "contact"), now: now)
-            return person
-        }
+        try services.db.write { try insert(email: email, name: name, kind: "contact", by: actor, db: services.db, now: now) }
+    }
+
+    /// Adds a person of `kind`, refusing a taken address, and records it. Call inside `write`.
+    static func insert(email: String, name: String, kind: String, by actor: Actor, db: Database, now: Int64) throws -> Person {
+        guard try db.person(email: email) == nil else { throw Refusal.exists(Person.normalize(email)) }
+        let person = try db.insertPerson(email: email, name: name, kind: kind, now: now)
+        try db.audit(AuditEvent(actor: actor.name, action: "person.created", personID: person.id, subject: person.email,
+                                remoteAddr: actor.remoteAddr, detail: kind), now: now)
+        return person
     }
 
     /// Emails `person` a reset link (the same one inside the reuse window).

@@ -788,7 +788,6 @@ h1 {
       "signed_out": "You have been signed out.",
       "session_ended": "Your session ended. Log in again.",
       "enrolled": "Your staff account is ready.",
-      "wrong_code": "That code isn't the one your authenticator app shows now.",
       "step_up_refused": "This action needs a fresh authentication code.",
       "reset_sent": "Reset password email sent.",
       "welcome_sent": "Welcome email sent.",
@@ -816,7 +815,8 @@ h1 {
       "offer_refused": "Not added: the slug is taken or not letters, digits, - and _.",
       "staff_added": "Staff member added; the enrolment link was emailed.",
       "staff_changed": "Staff account changed.",
-      "staff_2fa_reset": "Second factor reset; a new enrolment link was emailed."
+      "staff_2fa_reset": "Second factor reset; a new enrolment link was emailed.",
+      "code_refused": "That code isn't the one your authenticator app shows now."
     }
   }
 }
@@ -1214,7 +1214,6 @@ h1 {
       "signed_out": "Has cerrado la sesión.",
       "session_ended": "Tu sesión terminó. Vuelve a entrar.",
       "enrolled": "Tu cuenta de soporte está lista.",
-      "wrong_code": "Ese código no es el que muestra tu aplicación ahora.",
       "step_up_refused": "Esta acción necesita un código de autenticación nuevo.",
       "reset_sent": "Correo de restablecimiento enviado.",
       "welcome_sent": "Correo de bienvenida enviado.",
@@ -1242,7 +1241,8 @@ h1 {
       "offer_refused": "No añadida: el identificador ya existe o no es válido.",
       "staff_added": "Miembro añadido; se envió el enlace de inscripción.",
       "staff_changed": "Cuenta cambiada.",
-      "staff_2fa_reset": "Segundo factor restablecido; se envió un nuevo enlace de inscripción."
+      "staff_2fa_reset": "Segundo factor restablecido; se envió un nuevo enlace de inscripción.",
+      "code_refused": "Ese código no es el que muestra tu aplicación ahora."
     }
   }
 }
@@ -1640,7 +1640,6 @@ h1 {
       "signed_out": "Vous êtes déconnecté.",
       "session_ended": "Votre session a pris fin. Reconnectez-vous.",
       "enrolled": "Votre compte d'assistance est prêt.",
-      "wrong_code": "Ce code n'est pas celui qu'affiche votre application.",
       "step_up_refused": "Cette action demande un nouveau code d'authentification.",
       "reset_sent": "E-mail de réinitialisation envoyé.",
       "welcome_sent": "E-mail de bienvenue envoyé.",
@@ -1668,7 +1667,8 @@ h1 {
       "offer_refused": "Non ajoutée : identifiant déjà pris ou invalide.",
       "staff_added": "Membre ajouté ; le lien d'inscription a été envoyé.",
       "staff_changed": "Compte modifié.",
-      "staff_2fa_reset": "Second facteur réinitialisé ; un nouveau lien d'inscription a été envoyé."
+      "staff_2fa_reset": "Second facteur réinitialisé ; un nouveau lien d'inscription a été envoyé.",
+      "code_refused": "Ce code n'est pas celui qu'affiche votre application."
     }
   }
 }
@@ -1776,13 +1776,7 @@ members-only pages and files in the site's <code>members/</code> folder.</p>
 <input id="confirm" name="confirm" type="email" autocomplete="off" required>
 </div>
 {{/confirm_email}}
-{{#step_up}}
-<div class="lk-field">
-<label for="code">{{t.admin.confirm.code}}</label>
-<input id="code" name="code" type="text" autocomplete="one-time-code" required aria-describedby="code-hint">
-<p class="lk-hint" id="code-hint">{{t.admin.confirm.code_hint}}</p>
-</div>
-{{/step_up}}
+{{> step-up-code}}
 <button class="lk-button" type="submit">{{submit}}</button>
 </form>
 </div>
@@ -2010,13 +2004,7 @@ members-only pages and files in the site's <code>members/</code> folder.</p>
 <p><strong>{{member}}</strong></p>
 <form class="lk-form" method="post" action="{{action}}">
 {{#staff}}<input type="hidden" name="csrf" value="{{csrf}}">{{/staff}}
-{{#step_up}}
-<div class="lk-field">
-<label for="code">{{t.admin.confirm.code}}</label>
-<input id="code" name="code" type="text" autocomplete="one-time-code" required aria-describedby="code-hint">
-<p class="lk-hint" id="code-hint">{{t.admin.confirm.code_hint}}</p>
-</div>
-{{/step_up}}
+{{> step-up-code}}
 <button class="lk-button" type="submit">{{submit}}</button>
 </form>
 </div>
@@ -2130,6 +2118,17 @@ members-only pages and files in the site's <code>members/</code> folder.</p>
 <label for="confirm_password">{{t.common.confirm_password}}</label>
 <input id="confirm_password" name="confirm_password" type="password" autocomplete="new-password" minlength="{{min}}" maxlength="{{max}}" required>
 </div>
+
+"""#),
+        ("templates/admin/partials/step-up-code.html", #"""
+{{! The fresh authenticator code a sensitive action asks for, when step_up says one is due. }}
+{{#step_up}}
+<div class="lk-field">
+<label for="code">{{t.admin.confirm.code}}</label>
+<input id="code" name="code" type="text" autocomplete="one-time-code" required aria-describedby="code-hint">
+<p class="lk-hint" id="code-hint">{{t.admin.confirm.code_hint}}</p>
+</div>
+{{/step_up}}
 
 """#),
         ("templates/email/email-changed.html", #"""

@@ -16,8 +16,13 @@ enum SessionCookie {
     static func clear(_ context: Context) -> (String, String) { header("", maxAge: 0, context) }
 
     static func header(_ value: String, maxAge: Int, _ context: Context) -> (String, String) {
-        let secure = context.request.isHTTPS ? "; Secure" : ""
-        return ("Set-Cookie", "\(name(context.request))=\(value); Path=/; Max-Age=\(maxAge); HttpOnly; SameSite=Lax\(secure)")
+        header(named: name(context.request), value, maxAge: Int64(maxAge), sameSite: "Lax", context.request)
+    }
+
+    /// A `Set-Cookie` for a cookie of the whole site that scripts cannot read, `Secure` under
+    /// HTTPS: the customer's session (`Lax`) and the staff console's (`Strict`).
+    static func header(named name: String, _ value: String, maxAge: Int64, sameSite: String, _ request: CGIRequest) -> (String, String) {
+        ("Set-Cookie", "\(name)=\(value); Path=/; Max-Age=\(maxAge); HttpOnly; SameSite=\(sameSite)\(request.isHTTPS ? "; Secure" : "")")
     }
 
     /// The live session the request carries, or nil.

@@ -80,7 +80,10 @@ public struct PageContext {
     }
 
     /// Policy messages may say `{min}` and `{max}`; they are filled from the config.
-    func policyText(_ text: String) -> String {
+    func policyText(_ text: String) -> String { PageContext.policyText(text, config: config) }
+
+    /// `text` with `{min}` and `{max}` filled from `config`'s password bounds.
+    public static func policyText(_ text: String, config: SiteConfig) -> String {
         text.replacingAll("{min}", with: String(config.password.minLength))
             .replacingAll("{max}", with: String(config.password.maxLength))
     }

@@ -65,12 +65,11 @@ struct Console {
         }
     }
 
-    /// Step-up for a sensitive action: a code in the last `admin.step_up_window`, or a good `code` now.
-    func requireStepUp(_ action: ConsoleAction, _ form: FormData) throws {
-        guard action.needsStepUp, let session else { return }
-        guard try StaffLogin.stepUp(session, code: form["code"] ?? "", services: services, now: now) else {
-            throw HTTPError(403, "step-up code missing or wrong for \(action.rawValue)")
-        }
+    /// Step-up for a sensitive action: true when it needs none, a code was given in the last
+    /// `admin.step_up_window`, or `form`'s `code` is a good one now.
+    func steppedUp(_ action: ConsoleAction, _ form: FormData) throws -> Bool {
+        guard action.needsStepUp, let session else { return true }
+        return try StaffLogin.stepUp(session, code: form["code"] ?? "", services: services, now: now)
     }
 
     /// True when a sensitive action's form must ask for a code.
@@ -98,10 +97,16 @@ struct Console {
         Reply(.redirect(to: config.origin + base + path + (message.map { (path.includes("?") ? "&" : "?") + "m=" + $0 } ?? "")))
     }
 
-    /// The outcome message named by the query's `m`, if it is one the console knows.
-    func message(_ query: FormData) -> TemplateValue? {
-        guard let key = query["m"], let text = table.string("admin.messages." + key) else { return nil }
-        return ["text": .string(text), "is_error": .bool(key.hasSuffix("_failed") || key.hasSuffix("_refused"))]
+    /// The outcome message named by the query's `m`, as a page's `message`, or false: the
+    /// console's own (`admin.messages.*`; the ones ending in `refused` or `failed` are errors),
+    /// or a password rule's (`messages.*`, always an error).
+    func message(_ query: FormData) -> TemplateValue {
+        guard let key = query["m"] else { return false }
+        if let text = table.string("admin.messages." + key) {
+            return ["text": .string(text), "is_error": .bool(key.hasSuffix("refused") || key.hasSuffix("failed"))]
+        }
+        guard let rule = table.string("messages." + key) else { return false }
+        return ["text": .string(PageContext.policyText(rule, config: config)), "is_error": true]
     }
 
     /// A time for a page: `2026-12-01 20:27 UTC`.

@@ -8,7 +8,7 @@ enum ConsoleLogin {
     static func page(_ console: Console) throws -> Reply {
         if console.session != nil { return console.redirect("/") }
         let query = try console.context.request.query()
-        return try console.page("login", ["message": message(query["m"], console) ?? false])
+        return try console.page("login", ["message": console.message(query)])
     }
 
     static func submit(_ console: Console) throws -> Reply {
@@ -36,7 +36,7 @@ enum ConsoleLogin {
             "secret": .string(Base32.encode(enrolment.secret)), "codes": .list(enrolment.recoveryCodes.map { .string($0) }),
             "qr": .string(QRCode(uri)?.svg(title: console.table.string("admin.enrol.qr_title") ?? "QR code") ?? ""),
             "min": .string(String(console.config.password.minLength)), "max": .string(String(console.config.password.maxLength)),
-            "message": message(query["m"], console) ?? false,
+            "message": console.message(query),
         ])
     }
 
@@ -89,17 +89,7 @@ enum ConsoleLogin {
     /// `lk_staff`: `HttpOnly; SameSite=Strict; Path=/`, and `Secure` with `__Host-` under HTTPS.
     static func setCookie(_ value: String, _ console: Console, maxAge: Int64? = nil) -> (String, String) {
         let request = console.context.request
-        let age = maxAge ?? console.config.admin.absoluteTimeout.seconds
-        return ("Set-Cookie", "\(Console.cookieName(request))=\(value); Path=/; Max-Age=\(age); HttpOnly; SameSite=Strict\(request.isHTTPS ? "; Secure" : "")")
-    }
-
-    /// A message for the login and enrolment pages: the console's own, or a password rule's.
-    static func message(_ key: String?, _ console: Console) -> TemplateValue? {
-        guard let key else { return nil }
-        let text = console.table.string("admin.messages." + key) ?? console.table.string("messages." + key).map {
-            $0.replacingAll("{min}", with: String(console.config.password.minLength)).replacingAll("{max}", with: String(console.config.password.maxLength))
-        }
-        guard let text else { return nil }
-        return ["text": .string(text), "is_error": .bool(!["signed_out", "session_ended", "enrolled"].contains(key))]
+        return SessionCookie.header(named: Console.cookieName(request), value, maxAge: maxAge ?? console.config.admin.absoluteTimeout.seconds,
+                                    sameSite: "Strict", request)
     }
 }

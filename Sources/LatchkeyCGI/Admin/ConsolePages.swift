@@ -45,7 +45,7 @@ enum ConsolePages {
         return try console.page("offers", [
             "offers": .list(rows.map { ["slug": .string($0.text("slug") ?? ""), "name": .string($0.text("name") ?? ""),
                                         "members": .string(String($0.int("members") ?? 0))] }),
-            "step_up": .bool(console.stepUpDue), "message": console.message(query) ?? false,
+            "step_up": .bool(console.stepUpDue), "message": console.message(query),
         ])
     }
 
@@ -53,7 +53,7 @@ enum ConsolePages {
         let form = try console.context.form()
         try console.checkPost(form)
         try console.require(.offers)
-        do { try console.requireStepUp(.offers, form) } catch { return console.redirect("/offers", message: "step_up_refused") }
+        guard try console.steppedUp(.offers, form) else { return console.redirect("/offers", message: "step_up_refused") }
         do {
             try Access.addOffer(slug: form["slug"] ?? "", name: form["name"] ?? "", by: console.actor.name, db: console.services.db, now: console.now)
         } catch is AccessError {

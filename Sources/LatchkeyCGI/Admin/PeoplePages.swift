@@ -29,7 +29,7 @@ enum PeoplePages {
             "can_create": .bool(ConsoleAction.addContact.allowed(for: try console.staff().role)),
             "short_query": .bool(!text.isEmpty && text.count < PeopleSearch.minimumSubstring),
             "previous": pageNumber > 1 ? link(pageNumber - 1) : false, "next": found.count > pageSize ? link(pageNumber + 1) : false,
-            "page_number": .string(String(pageNumber)), "message": console.message(query) ?? false,
+            "page_number": .string(String(pageNumber)), "message": console.message(query),
         ])
     }
 
@@ -39,7 +39,7 @@ enum PeoplePages {
         let file = try PersonFile.load(person, services: console.services, now: console.now)
         let query = try console.context.request.query()
         var values = PersonView(file: file, console: console).values
-        values["message"] = console.message(query) ?? false
+        values["message"] = console.message(query)
         let showLink = file.link != nil && ConsoleAction.viewLink.allowed(for: role)
         if showLink, let link = file.link {
             // Showing a live link is recorded: whoever saw it could have used it.
@@ -67,7 +67,7 @@ enum PeoplePages {
         }
         let query = try console.context.request.query()
         return try console.page("new", ["offers": .list(offers), "can_customer": .bool(ConsoleAction.create.allowed(for: role)),
-                                        "message": console.message(query) ?? false])
+                                        "message": console.message(query)])
     }
 
     static func create(_ console: Console) throws -> Reply {

@@ -10,8 +10,7 @@ enum PersonActions {
     static func confirm(_ action: ConsoleAction, _ person: Person, _ console: Console) throws -> Reply {
         try console.require(action)
         let query = try console.context.request.query()
-        let name = action == .setPassword || action == .setEmail ? action.rawValue : String(describing: action)
-        let key = name.replacingAll("-", with: "_").snakeCased
+        let key = action.localeKey
         var offers: [TemplateValue] = []
         if action == .grant || action == .revoke {
             let sql = action == .grant ? "SELECT slug, name FROM offer ORDER BY slug"
@@ -20,19 +19,18 @@ enum PersonActions {
                 ["slug": .string($0.text("slug") ?? ""), "name": .string($0.text("name") ?? "")]
             }
         }
-        let path = ConsoleAction.personActions.first { $0.value == action }?.key ?? ""
         return try console.page("confirm", [
             "id": .string(String(person.id)), "email": .string(person.email), "name": .string(person.name),
-            "action": .string(console.base + "/people/\(person.id)/" + path), "back": .string(console.base + "/people/\(person.id)"),
+            "action": .string(console.base + "/people/\(person.id)/" + action.rawValue), "back": .string(console.base + "/people/\(person.id)"),
             "title": .string(console.table.string("admin.confirm.\(key)_title") ?? key),
             "explain": .string(console.table.string("admin.confirm.\(key)_explain") ?? ""),
             "submit": .string(console.table.string("admin.confirm.\(key)_submit") ?? key),
             "password_fields": .bool(action == .setPassword), "email_field": .bool(action == .setEmail),
             "offer_select": .bool(action == .grant || action == .revoke), "offers": .list(offers), "no_offers": .bool(offers.isEmpty && (action == .grant || action == .revoke)),
             "confirm_email": .bool(action == .delete), "step_up": .bool(action.needsStepUp && console.stepUpDue),
-            "danger": .bool([.delete, .disable, .revoke, .endSessions].contains(action)),
+            "danger": .bool(action.isDestructive),
             "min": .string(String(console.config.password.minLength)), "max": .string(String(console.config.password.maxLength)),
-            "message": ConsoleLogin.message(query["m"], console) ?? false,
+            "message": console.message(query),
         ])
     }
 
@@ -41,12 +39,8 @@ enum PersonActions {
         try console.checkPost(form)
         try console.require(action)
         let record = "/people/\(person.id)"
-        let confirmPage = record + "/" + (ConsoleAction.personActions.first { $0.value == action }?.key ?? "")
-        do {
-            try console.requireStepUp(action, form)
-        } catch let error as HTTPError where error.status == 403 {
-            return console.redirect(confirmPage, message: "step_up_refused")
-        }
+        let confirmPage = record + "/" + action.rawValue
+        guard try console.steppedUp(action, form) else { return console.redirect(confirmPage, message: "step_up_refused") }
         let services = console.services, actor = console.actor, now = console.now
         func done(_ message: String, mail: [Int64] = []) -> Reply {
             let reply = console.redirect(record, message: message)
@@ -108,16 +102,5 @@ enum PersonActions {
         } catch let error as AccessError {
             throw HTTPError(409, error.description)
         }
-    }
-}
-
-extension String {
-    /// `endSessions` → `end_sessions`, for locale keys.
-    var snakeCased: String {
-        var out = ""
-        for character in self {
-            if character.isUppercase { out += "_" + character.lowercased() } else { out.append(character) }
-        }
-        return out
     }
 }

@@ -56,8 +56,8 @@ struct PersonView {
         return names.compactMap { name in
             guard let action = ConsoleAction.personActions[name], action.allowed(for: role) else { return nil }
             return ["href": .string(console.base + "/people/\(person.id)/" + name),
-                    "label": .string(console.table.string("admin.actions." + name.replacingAll("-", with: "_")) ?? name),
-                    "danger": .bool(["delete", "disable", "revoke", "end-sessions"].contains(name))]
+                    "label": .string(console.table.string("admin.actions." + action.localeKey) ?? name),
+                    "danger": .bool(action.isDestructive)]
         }
     }
 }

@@ -17,14 +17,14 @@ enum StaffPages {
              "roles": .list(roles.map { ["name": .string($0), "selected": .bool($0 == member.role.rawValue)] })]
         }
         return try console.page("staff", ["members": .list(members), "roles": .list(roles.map { .string($0) }),
-                                          "step_up": .bool(console.stepUpDue), "message": console.message(query) ?? false])
+                                          "step_up": .bool(console.stepUpDue), "message": console.message(query)])
     }
 
     static func add(_ console: Console) throws -> Reply {
         let form = try console.context.form()
         try console.checkPost(form)
         try console.require(.staff)
-        do { try console.requireStepUp(.staff, form) } catch { return console.redirect("/staff", message: "step_up_refused") }
+        guard try console.steppedUp(.staff, form) else { return console.redirect("/staff", message: "step_up_refused") }
         let email = Person.normalize(form["email"] ?? "")
         guard Person.isPlausibleEmail(email), let role = StaffMember.Role(rawValue: form["role"] ?? "") else {
             return console.redirect("/staff", message: "invalid_email")
@@ -59,7 +59,7 @@ enum StaffPages {
         try console.checkPost(form)
         try console.require(.staff)
         guard let id = Int64(idText), let member = try console.services.db.staff(id: id) else { throw HTTPError(404, "no staff member \(idText.prefix(20))") }
-        do { try console.requireStepUp(.staff, form) } catch { return console.redirect("/staff", message: "step_up_refused") }
+        guard try console.steppedUp(.staff, form) else { return console.redirect("/staff", message: "step_up_refused") }
         let me = try console.staff()
         do {
             switch name {

@@ -66,16 +66,18 @@ class Mailbox:
     def messages(self) -> list[EmailMessage]:
         return [parse(data) for data in self.raw()]
 
-    def wait_for(self, count: int, timeout: float = 5.0, interval: float = 0.05) -> list[EmailMessage]:
-        """Polls until at least `count` messages are there; returns all of them (oldest first).
+    def wait_for(self, count: int, timeout: float = 5.0, interval: float = 0.05, to: str | None = None) -> list[EmailMessage]:
+        """Polls until at least `count` messages are there (to `to`, when given); returns them
+        all (oldest first).
 
         Fails the test, naming what is there, when the deadline passes first.
         """
         deadline = time.monotonic() + timeout
         while True:
-            have = self.count()
+            found = [m for m in self.messages() if recipient(m) == to] if to else None
+            have = len(found) if to else self.count()
             if have >= count:
-                return self.messages()
+                return found if to else self.messages()
             if time.monotonic() >= deadline:
                 subjects = [str(m["Subject"]) for m in self.messages()]
                 raise AssertionError(f"expected {count} message(s) in {self.path} within {timeout:.1f}s, "

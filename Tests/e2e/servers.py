@@ -12,7 +12,8 @@ pid file, logs and sockets in a private 0755 runtime folder under /tmp, bound to
   to that pid, SIGKILL if it outlives the deadline.
 
 `make_server(kind, site)` builds an unstarted server of kind "apache", "nginx" or "lighttpd";
-`running(kind, config)` starts one for a fresh site with a `members` offer, and removes both after.
+`running(kind, config, offer)` starts one for a fresh site with that offer (`members` by default),
+and removes both after.
 """
 from __future__ import annotations
 
@@ -239,15 +240,15 @@ def make_server(kind: str, site: Site, cgi_dir: Path | str = CGI_DIR) -> ApacheS
 
 
 @contextlib.contextmanager
-def running(kind: str, config: dict):
-    """A started server of `kind` for a fresh site with `config` and a `members` offer; stopped
-    and removed when the block ends."""
+def running(kind: str, config: dict, offer: str = "members"):
+    """A started server of `kind` for a fresh site with `config` and `offer`; stopped and removed
+    when the block ends."""
     site = Site.create(config, build=False)
     server = make_server(kind, site)
     server.kind = kind
     try:
         server.start()
-        result = site.latchkey("offer", "add", "members", "--name", "Members")
+        result = site.latchkey("offer", "add", offer, "--name", offer.title())
         site.chown_var()
         assert result.returncode == 0, result.stderr
         yield server

@@ -10,7 +10,8 @@ import pytest
 
 import maildir as mail
 from console import enrol, location
-from lkserver import ApacheServer, Site, admin_ok, site_sql
+from lkserver import admin_ok, site_sql
+from servers import running
 
 CONFIG = {"site_name": "Acme Academy",
           "throttle": {"forgot_per_ip": {"count": 100000, "window": "1h"}, "login_failures_per_ip": {"count": 100000, "window": "1h"},
@@ -24,15 +25,8 @@ _serial = iter(range(1, 10**6))
 
 @pytest.fixture(scope="module")
 def server(latchkey_path):
-    site = Site.create(CONFIG, build=False)
-    srv = ApacheServer(site)
-    try:
-        srv.start()
-        admin_ok(site, "offer", "add", "gold", "--name", "Gold")
+    with running("apache", CONFIG, offer="gold") as srv:
         yield srv
-    finally:
-        srv.cleanup()
-        site.remove()
 
 
 def person(server) -> str:

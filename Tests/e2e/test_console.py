@@ -5,6 +5,7 @@ database as it was.
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 
@@ -12,7 +13,8 @@ import pytest
 
 import maildir as mail
 from console import BASE, STAFF_PASSWORD, Staff, cookie_of, enrol, location
-from lkserver import ApacheServer, Site, admin_ok, site_dump, site_sql
+from lkserver import add_customer, admin_ok, deep_merge, site_dump, site_sql
+from servers import running
 
 CONFIG = {"throttle": {"forgot_per_ip": {"count": 100000, "window": "1h"},
                        "login_failures_per_ip": {"count": 100000, "window": "1h"}},
@@ -23,26 +25,17 @@ _serial = iter(range(1, 10**6))
 
 @pytest.fixture(scope="module")
 def server(latchkey_path):
-    site = Site.create(CONFIG, build=False)
-    srv = ApacheServer(site)
-    try:
-        srv.start()
-        admin_ok(site, "offer", "add", "gold", "--name", "Gold")
+    with running("apache", CONFIG, offer="gold") as srv:
         yield srv
-    finally:
-        srv.cleanup()
-        site.remove()
 
 
 def unique(prefix: str) -> str:
     return f"{prefix}{next(_serial)}@example.com"
 
 
-def customer(server, password: str | None = CUSTOMER_PASSWORD, offer: str | None = "gold") -> tuple[str, int]:
+def customer(server, password: str | None = CUSTOMER_PASSWORD) -> tuple[str, int]:
     address = unique("cust")
-    admin_ok(server.site, "user", "add", address, "--no-email", *(["--offer", offer] if offer else []))
-    if password:
-        admin_ok(server.site, "user", "set-password", address, input=password + "\n")
+    add_customer(server.site, address, password)
     return address, person_id(server, address)
 
 
@@ -54,12 +47,8 @@ def mails_to(server, address):
     return [m for m in mail.Mailbox(server.site.var / "mail").messages() if mail.recipient(m) == address]
 
 
-def wait_for_mail(server, address, count=1, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while len(found := mails_to(server, address)) < count:
-        assert time.monotonic() < deadline, f"no mail to {address}"
-        time.sleep(0.05)
-    return found
+def wait_for_mail(server, address, count=1):
+    return mail.Mailbox(server.site.var / "mail").wait_for(count, to=address, timeout=10)
 
 
 # --- the journey ---------------------------------------------------------------------------------
@@ -234,20 +223,8 @@ def test_console_pages_carry_the_security_headers(server, roles):
 @pytest.fixture
 def quick_site(make_site):
     """start(**admin): a console of its own with those `admin` settings (short timeouts, low limits)."""
-    servers = []
-
-    def start(**admin):
-        site = make_site(_build=False, **CONFIG)
-        site.update_config(admin=admin)
-        srv = ApacheServer(site)
-        servers.append(srv)
-        srv.start()
-        admin_ok(site, "offer", "add", "gold", "--name", "Gold")
-        return srv
-
-    yield start
-    for srv in servers:
-        srv.cleanup()
+    with contextlib.ExitStack() as servers:
+        yield lambda **admin: servers.enter_context(running("apache", deep_merge(CONFIG, {"admin": admin}), offer="gold"))
 
 
 def test_an_idle_session_times_out_and_its_posts_are_refused(quick_site):

@@ -80,6 +80,13 @@ body.lk-console { display: block; padding: 0; }
 .lk-console-bar, .lk-console-main, .lk-console-foot { width: 100%; }
 .lk-console-me { flex-wrap: wrap; min-width: 0; overflow-wrap: anywhere; }
 .lk-console-main h1, .lk-console-main p, .lk-console-main li, .lk-console-main dd { overflow-wrap: anywhere; }
+/* Radios and checkboxes sit beside their labels, not stretched like the theme's text fields. */
+.lk-console .lk-field input[type=radio], .lk-console .lk-field input[type=checkbox] {
+  display: inline-block; width: 1.25rem; height: 1.25rem; min-height: 0; margin: 0 0.5rem 0 0; padding: 0; vertical-align: middle; }
+.lk-console fieldset.lk-field { border: 0; padding: 0; margin-left: 0; margin-right: 0; }
+.lk-console fieldset.lk-field label, .lk-console .lk-field > label:has(> input[type=checkbox]) {
+  display: flex; align-items: center; min-height: 2.75rem; font-weight: 400; }
+.lk-console fieldset.lk-field legend { padding: 0; font-weight: 600; }
 
 """#),
         ("assets/console.js", #"""

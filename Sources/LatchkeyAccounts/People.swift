@@ -30,6 +30,7 @@ public enum People {
             }
             try db.audit(AuditEvent(actor: actor, action: disabled ? "person.disabled" : "person.enabled", personID: person.id,
                                     subject: person.email, remoteAddr: remoteAddr), now: now)
+            if disabled { try db.recordEvent("person.disabled", data: person.eventData, now: now) }
         }
     }
 
@@ -40,6 +41,8 @@ public enum People {
             try db.execute("DELETE FROM person WHERE id = ?", [.int(person.id)])
             try db.execute("UPDATE audit SET subject = '', detail = '', remote_addr = '' WHERE person_id = ?", [.int(person.id)])
             try db.audit(AuditEvent(actor: actor, action: "person.deleted", personID: person.id, remoteAddr: remoteAddr), now: now)
+            // Receivers erase their copy by id; the event carries no more of the person than that.
+            try db.recordEvent("person.deleted", data: ["person": .object(["id": .int(person.id), "external_id": .optional(person.externalID)])], now: now)
         }
     }
 }

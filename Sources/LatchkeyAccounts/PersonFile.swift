@@ -40,13 +40,7 @@ public struct PersonFile: Sendable {
     /// Reads `person`'s file; `mailLimit` and `auditLimit` bound the two histories.
     public static func load(_ person: Person, services: Services, now: Int64, mailLimit: Int = 20, auditLimit: Int = 50) throws -> PersonFile {
         let db = services.db
-        let grants = try db.query("""
-            SELECT o.slug, o.name, g.granted_at, g.granted_by, g.revoked_at FROM access_grant g JOIN offer o ON o.id = g.offer_id
-            WHERE g.person_id = ? ORDER BY o.slug
-            """, [.int(person.id)]).map {
-            Grant(slug: $0.text("slug") ?? "", name: $0.text("name") ?? "", grantedAt: $0.int("granted_at") ?? 0,
-                  grantedBy: $0.text("granted_by") ?? "", revokedAt: $0.int("revoked_at"))
-        }
+        let grants = try PersonFile.grants(of: person, db: db)
         let sessions = try db.query("""
             SELECT created_at, last_seen_at, remote_addr, user_agent FROM session
             WHERE person_id = ? AND expires_at > ? AND last_seen_at > ? ORDER BY last_seen_at DESC
@@ -59,6 +53,17 @@ public struct PersonFile: Sendable {
                           mail: try db.mailHistory(personID: person.id, limit: mailLimit),
                           lastFailedLogin: try db.auditTrail(personID: person.id, action: "login.failed", limit: 1).first?.at,
                           audit: try db.auditTrail(personID: person.id, limit: auditLimit))
+    }
+
+    /// `person`'s grants, active and revoked, by offer slug.
+    public static func grants(of person: Person, db: Database) throws -> [Grant] {
+        try db.query("""
+            SELECT o.slug, o.name, g.granted_at, g.granted_by, g.revoked_at FROM access_grant g JOIN offer o ON o.id = g.offer_id
+            WHERE g.person_id = ? ORDER BY o.slug
+            """, [.int(person.id)]).map {
+            Grant(slug: $0.text("slug") ?? "", name: $0.text("name") ?? "", grantedAt: $0.int("granted_at") ?? 0,
+                  grantedBy: $0.text("granted_by") ?? "", revokedAt: $0.int("revoked_at"))
+        }
     }
 
     /// True while at least one grant is active.

@@ -19,6 +19,7 @@ public final class Services {
         self.config = config
         key = try SiteKey.load(path: config.resolve(config.keyFile))
         db = try Database.open(path: config.resolve(config.database), create: create)
+        db.webhooks = config.webhooks
         mailer = Mailer(config: config, db: db, key: key)
     }
 }

@@ -155,11 +155,14 @@ public enum Support {
 
     /// Grants `person` access to `offer` (a contact becomes a customer). With `welcome`, someone
     /// who never set a password and may receive a link gets the welcome email; its link and
-    /// mail are returned.
+    /// mail are returned. Granting what they already hold changes nothing and sends nothing
+    /// (`welcome resend` is for that).
     public static func grant(_ person: Person, offer: String, welcome: Bool, by actor: Actor, services: Services,
                              now: Int64) throws -> (link: ResetTokens.Link, mailID: Int64)? {
-        try services.db.write { try Access.grant(person: person, offer: offer, by: actor.name, remoteAddr: actor.remoteAddr, db: services.db, now: now) }
-        guard welcome, person.passwordHash == nil, let customer = try services.db.person(id: person.id),
+        let changed = try services.db.write {
+            try Access.grant(person: person, offer: offer, by: actor.name, remoteAddr: actor.remoteAddr, db: services.db, now: now)
+        }
+        guard changed, welcome, person.passwordHash == nil, let customer = try services.db.person(id: person.id),
               Recovery.refusal(for: customer) == nil else { return nil }
         return try Recovery.sendLink(to: customer, welcome: true, by: actor.name, remoteAddr: actor.remoteAddr, services: services, now: now)
     }

@@ -1,5 +1,6 @@
 import Glibc
 import LatchkeyCore
+import LatchkeyMail
 import LatchkeyStore
 
 /// Work a CGI leaves for after its answer has gone out, so the answer never waits on it.
@@ -8,11 +9,14 @@ public enum AfterResponse: Equatable, Sendable {
     case forgot(email: String, locale: String, remoteAddr: String)
     /// Deliver these queued messages.
     case deliver([Int64])
+    /// Send the outbound events that are due (the request recorded some).
+    case events
 
     /// The one-line form stored in a queue file.
     public var encoded: String {
         switch self {
         case let .forgot(email, locale, remoteAddr): return "forgot\t" + email + "\t" + locale + "\t" + remoteAddr
+        case .events: return "events"
         case let .deliver(ids):
             var line = "deliver\t"
             for (index, id) in ids.enumerated() { line += (index == 0 ? "" : ",") + String(id) }
@@ -25,6 +29,7 @@ public enum AfterResponse: Equatable, Sendable {
         let parts = encoded.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
         switch parts.first {
         case "forgot" where parts.count == 4: self = .forgot(email: parts[1], locale: parts[2], remoteAddr: parts[3])
+        case "events" where parts.count == 1: self = .events
         case "deliver" where parts.count == 2: self = .deliver(parts[1].split(separator: ",").compactMap { Int64($0) })
         default: return nil
         }
@@ -186,13 +191,17 @@ public struct WorkQueue {
             return try Recovery.requestFromWeb(email: email, language: locale, remoteAddr: remoteAddr, services: services, now: Clock.now())
         case let .deliver(queued):
             return queued
+        case .events:
+            return []
         }
     }
 
-    /// Sends queued mail now. A failed delivery stays in the email history, marked for retry by
-    /// `latchkey mail deliver`.
+    /// Sends queued mail now, then every outbound event that is due (a failed message is one).
+    /// A failed delivery stays on record, marked for retry by `latchkey mail deliver`.
     public static func deliver(_ ids: [Int64], services: Services) {
         _ = try? services.mailer.deliver(ids: ids, now: Clock.now())
+        guard !services.config.webhooks.isEmpty else { return }
+        _ = try? WebhookSender(config: services.config, db: services.db).deliverDue(now: Clock.now())
     }
 
     private func failure(_ reason: String) -> CoreError {

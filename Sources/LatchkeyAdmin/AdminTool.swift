@@ -1,6 +1,7 @@
 import Glibc
 import LatchkeyAccounts
 import LatchkeyCore
+import LatchkeyMail
 
 /// `latchkey`: the dispatch table from command words to the function that runs them.
 public enum AdminTool {
@@ -41,7 +42,14 @@ public enum AdminTool {
         Command(words: ["mail", "log"], usage: "mail log [EMAIL] [--failed] [--json]", summary: "email history with status", run: MailCommands.log),
         Command(words: ["mail", "retry"], usage: "mail retry ID | --failed",
                 summary: "send one message (or every failed one) again now", run: MailCommands.retry),
-        Command(words: ["mail", "deliver"], usage: "mail deliver", summary: "deliver every message that is due (for cron)", run: MailCommands.deliver),
+        Command(words: ["mail", "deliver"], usage: "mail deliver", summary: "deliver every message and webhook that is due (for cron)", run: MailCommands.deliver),
+        Command(words: ["api-key", "add"], usage: "api-key add NAME --scopes people:read,people:write,access:write,mail:send,links:read",
+                summary: "make an API key (printed once; stored as a keyed hash)", run: IntegrationCommands.addKey),
+        Command(words: ["api-key", "list"], usage: "api-key list [--json]", summary: "the API keys with scopes and last use", run: IntegrationCommands.listKeys),
+        Command(words: ["api-key", "revoke"], usage: "api-key revoke NAME", summary: "stop an API key working", run: IntegrationCommands.revokeKey),
+        Command(words: ["webhook", "log"], usage: "webhook log [--failed] [--json]", summary: "outbound event deliveries with status", run: IntegrationCommands.log),
+        Command(words: ["webhook", "retry"], usage: "webhook retry ID", summary: "send one delivery again now", run: IntegrationCommands.retry),
+        Command(words: ["webhook", "secret"], usage: "webhook secret", summary: "print a new whsec_ secret for a webhooks entry", run: IntegrationCommands.secret),
         Command(words: ["staff", "add"], usage: "staff add EMAIL --role viewer|support|manager|owner [--name N]",
                 summary: "add a staff console account; prints and emails its enrolment link (24 h)", run: StaffCommands.add),
         Command(words: ["staff", "list"], usage: "staff list [--json]", summary: "the staff accounts with role and state", run: StaffCommands.list),
@@ -77,7 +85,9 @@ public enum AdminTool {
                 Console.out("usage: latchkey \(command.usage) [--config FILE]\n\n\(command.summary).")
                 return 0
             }
-            try command.run(Invocation(arguments: arguments, environment: environment, depth: command.words.count))
+            let invocation = Invocation(arguments: arguments, environment: environment, depth: command.words.count)
+            try command.run(invocation)
+            invocation.sendEvents()
             return 0
         } catch {
             Console.err("error: \(error)")
@@ -117,12 +127,32 @@ struct Invocation {
     /// Loads the site config.
     func config() throws -> SiteConfig { try SiteConfig.load(file: configPath) }
 
+    /// The services the command opened, so the events it recorded can be sent when it is done.
+    let opened = Opened()
+
     /// Opens the site's key and database, bringing the schema up to date first.
     func services() throws -> Services {
         let services = try Services(config: try config())
         try services.db.migrate()
+        opened.services.append(services)
         return services
     }
+
+    /// Sends the outbound events the command recorded, as a CGI does after answering; what
+    /// fails stays recorded for `mail deliver` (cron) and `webhook retry`.
+    func sendEvents() {
+        for services in opened.services where services.db.eventsRecorded > 0 {
+            do {
+                let result = try WebhookSender(config: services.config, db: services.db).deliverDue(now: Clock.now())
+                if result.failed > 0 { Console.err("warning: \(result.failed) webhook deliveries failed; they are retried (latchkey webhook log --failed)") }
+            } catch {
+                Console.err("warning: webhooks not sent (\(error)); latchkey mail deliver sends them")
+            }
+        }
+    }
+
+    /// A box for what `services()` opened.
+    final class Opened { var services: [Services] = [] }
 
     /// The operator as the core's actor.
     var actor: Support.Actor { Support.Actor(`operator`) }

@@ -82,6 +82,8 @@ struct ApacheConfig {
             "# Password managers look here for the change-password page.",
             "Redirect 303 \(config.rootPath).well-known/change-password \(layout.accountPage)",
             "ErrorDocument 404 \(config.rootPath)error-404.html",
+            "# TRACE echoes a request back (cookies and keys included); nothing here needs it.",
+            "TraceEnable Off",
         ]
         if config.brand.faviconIsSVG {
             lines += [
@@ -97,7 +99,7 @@ struct ApacheConfig {
             "# customers with active access and sends everyone else to the login page.",
             "ScriptAliasMatch \"^\(layout.membersPattern)(/.*)?$\" \"\(layout.cgiDir)/members$1\"",
             "",
-            "# The CGI endpoints: login, logout, forgot, reset, account, session.",
+            "# The CGI endpoints: login, logout, forgot, reset, account, session, admin, api, stripe.",
             "ScriptAlias \(config.cgiPrefix) \"\(layout.cgiDir)/\"",
             "<Directory \"\(layout.cgiDir)\">",
             "    Options +ExecCGI -Indexes",
@@ -107,6 +109,8 @@ struct ApacheConfig {
             "    SetEnv LATCHKEY_CONFIG \"\(config.file)\"",
             "    # Never let a client's Proxy: header become HTTP_PROXY in the CGI environment (httpoxy).",
             "    RequestHeader unset Proxy early",
+            "    # The API's bearer key: Apache withholds Authorization from CGIs unless told to pass it.",
+            "    CGIPassAuth On",
             "</Directory>",
         ]
         return lines.joined(separator: "\n")

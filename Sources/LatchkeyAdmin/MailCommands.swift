@@ -75,6 +75,11 @@ enum MailCommands {
         let result = try services.mailer.deliverDue(now: Clock.now())
         let waiting = try services.db.query("SELECT count(*) AS n FROM mail WHERE status IN ('queued', 'failed')").first?.int("n") ?? 0
         Console.out("mail deliver: \(result.sent) sent, \(result.failed) failed, \(waiting) waiting")
+        // Outbound events are delivered on the same cron line.
+        guard !services.config.webhooks.isEmpty else { return }
+        let events = try WebhookSender(config: services.config, db: services.db).deliverDue(now: Clock.now())
+        let pending = try services.db.query("SELECT count(*) AS n FROM webhook_delivery WHERE status IN ('queued', 'failed') AND next_attempt_at IS NOT NULL").first?.int("n") ?? 0
+        Console.out("webhooks: \(events.sent) sent, \(events.failed) failed, \(pending) waiting")
     }
 }
 

@@ -16,6 +16,8 @@ public enum CGIApp {
         case "session": SessionEndpoint.handle
         case "members": MembersEndpoint.handle
         case "admin": AdminEndpoint.handle
+        case "api": APIEndpoint.handle
+        case "stripe": StripeEndpoint.handle
         default: nil
         }
     }
@@ -55,7 +57,8 @@ public enum CGIApp {
         // Queue the after-work and start its drainer before answering: lighttpd sends SIGTERM
         // to a CGI the moment it has read the whole answer. The drainer holds none of our
         // pipes, so the server still sees the answer end when we exit, and does not wait.
-        if let after = reply.after, let config {
+        // Events the request recorded go out after the answer too; any job's drainer sends them.
+        if let after = reply.after ?? (services?.recordedEvents == true ? .events : nil), let config {
             services?.close()
             queueAfterResponse(after, config: config)
         }
@@ -136,6 +139,9 @@ final class ServicesOnce {
 
     /// Closes the database, if it was opened: before a fork, which an open connection must not cross.
     func close() { services = nil }
+
+    /// True when this request recorded outbound events.
+    var recordedEvents: Bool { (services?.db.eventsRecorded ?? 0) > 0 }
 
     /// True when the database was opened and this request changed rows in it.
     var wrote: Bool { (services?.db.totalChanges ?? 0) > 0 }

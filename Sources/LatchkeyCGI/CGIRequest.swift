@@ -33,11 +33,18 @@ public struct CGIRequest: Sendable {
     public let secFetchSite: String?
     /// The `User-Agent`, printable ASCII only and cut to `maxUserAgentBytes`.
     public let userAgent: String
+    /// The `Authorization` header (the API's bearer key). Apache passes it with `CGIPassAuth On`.
+    public let authorization: String?
+    /// The `Idempotency-Key` header of an API POST.
+    public let idempotencyKey: String?
+    /// The `Stripe-Signature` header of a Stripe event.
+    public let stripeSignature: String?
 
     /// The variables `init(environment:)` reads.
     public static let variables = ["REQUEST_METHOD", "QUERY_STRING", "PATH_INFO", "CONTENT_TYPE", "CONTENT_LENGTH",
                                    "HTTP_COOKIE", "REMOTE_ADDR", "HTTPS", "REQUEST_SCHEME", "HTTP_ORIGIN",
-                                   "HTTP_SEC_FETCH_SITE", "HTTP_USER_AGENT"]
+                                   "HTTP_SEC_FETCH_SITE", "HTTP_USER_AGENT", "HTTP_AUTHORIZATION", "HTTP_IDEMPOTENCY_KEY",
+                                   "HTTP_STRIPE_SIGNATURE"]
 
     /// Reads the request's variables from `environment`.
     public init(environment: [String: String]) {
@@ -59,6 +66,10 @@ public struct CGIRequest: Sendable {
         // Bytes: every printable ASCII character is one byte, and no byte of a longer one is ASCII.
         userAgent = String(decoding: (value("HTTP_USER_AGENT") ?? "").utf8.filter { $0 >= 0x20 && $0 < 0x7f }
             .prefix(CGIRequest.maxUserAgentBytes), as: UTF8.self)
+        authorization = value("HTTP_AUTHORIZATION")
+        // Kept when empty: an empty key is a malformed one, not none.
+        idempotencyKey = environment["HTTP_IDEMPOTENCY_KEY"]
+        stripeSignature = value("HTTP_STRIPE_SIGNATURE")
     }
 
     /// The query's fields; a malformed or oversized query is a 400.

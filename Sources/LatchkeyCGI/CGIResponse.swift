@@ -71,6 +71,8 @@ public struct CGIResponse: Sendable {
     static func reason(_ status: Int) -> String {
         switch status {
         case 200: return "OK"
+        case 201: return "Created"
+        case 202: return "Accepted"
         case 204: return "No Content"
         case 303: return "See Other"
         case 400: return "Bad Request"
@@ -78,9 +80,12 @@ public struct CGIResponse: Sendable {
         case 403: return "Forbidden"
         case 404: return "Not Found"
         case 405: return "Method Not Allowed"
+        case 409: return "Conflict"
+        case 410: return "Gone"
         case 411: return "Length Required"
         case 413: return "Content Too Large"
         case 415: return "Unsupported Media Type"
+        case 422: return "Unprocessable Content"
         case 429: return "Too Many Requests"
         case 503: return "Service Unavailable"
         default: return "Internal Server Error"

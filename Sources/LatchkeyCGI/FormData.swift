@@ -43,9 +43,15 @@ public struct FormData: Sendable {
         guard type == "application/x-www-form-urlencoded" else {
             throw HTTPError(415, "content type \(request.contentType?.prefix(60) ?? "missing") is not a form")
         }
+        return try FormData(urlEncoded: try readBytes(request, from: fd, limit: maxBodyBytes), repeatable: repeatable)
+    }
+
+    /// Reads exactly the declared body from `fd`: 411 without a length, 413 beyond `limit`,
+    /// 400 when it ends early. The content type is the caller's to check.
+    public static func readBytes(_ request: CGIRequest, from fd: Int32 = 0, limit: Int) throws -> [UInt8] {
         guard let length = request.contentLength else { throw HTTPError(411, "CONTENT_LENGTH missing") }
         guard length >= 0 else { throw HTTPError(400, "CONTENT_LENGTH is not a number") }
-        guard length <= maxBodyBytes else { throw HTTPError(413, "body of \(length) bytes exceeds \(maxBodyBytes)") }
+        guard length <= limit else { throw HTTPError(413, "body of \(length) bytes exceeds \(limit)") }
         var body = [UInt8](repeating: 0, count: length)
         var filled = 0
         while filled < length {
@@ -54,7 +60,7 @@ public struct FormData: Sendable {
             guard n > 0 else { throw HTTPError(400, "body shorter than CONTENT_LENGTH (\(filled) of \(length) bytes)") }
             filled += n
         }
-        return try FormData(urlEncoded: body, repeatable: repeatable)
+        return body
     }
 
     /// The value of `name`, if present.

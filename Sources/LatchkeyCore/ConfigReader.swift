@@ -57,6 +57,16 @@ struct ConfigReader {
         }
     }
 
+    /// An object whose every value is a string (the keys are the caller's to check).
+    func stringMap(_ key: String) throws -> [String: String] {
+        guard let raw = members[key] else { return [:] }
+        guard case let .object(items) = raw else { throw error(key, "must be an object of strings") }
+        return try items.mapValues { item in
+            guard case let .string(s) = item else { throw error(key, "must be an object of strings") }
+            return s
+        }
+    }
+
     func bool(_ key: String, default fallback: Bool) throws -> Bool {
         guard let raw = members[key] else { return fallback }
         guard case let .bool(b) = raw else { throw error(key, "must be true or false") }

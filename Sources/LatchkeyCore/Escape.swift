@@ -74,7 +74,8 @@ extension String {
         return String(self[start...end])
     }
 
-    func leftPadded(to width: Int) -> String {
+    /// Padded on the left with zeros to `width` characters.
+    public func leftPadded(to width: Int) -> String {
         count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }

@@ -20,6 +20,27 @@ public enum JSONValue: Equatable, Sendable {
         }
     }
 
+    /// Parses one JSON document (RFC 8259); a syntax error is a `CoreError` naming line and column.
+    public static func parse(_ bytes: [UInt8]) throws -> JSONValue { try JSONParser.parse(bytes) }
+
+    /// Member `key` of an object; nil for a missing key or a value that is not an object.
+    public subscript(key: String) -> JSONValue? {
+        if case let .object(members) = self { return members[key] }
+        return nil
+    }
+
+    /// The string, when this is one.
+    public var string: String? {
+        if case let .string(s) = self { return s }
+        return nil
+    }
+
+    /// The items, when this is a list.
+    public var array: [JSONValue]? {
+        if case let .array(items) = self { return items }
+        return nil
+    }
+
     /// This value as a template value; numbers print without a needless `.0`.
     public var templateValue: TemplateValue {
         switch self {

@@ -6,7 +6,7 @@ extension SiteConfig {
         let root = ConfigReader(value: try JSONValue.load(path: file), path: "", file: file)
         try root.allow(["site_name", "base_url", "locales", "database", "key_file", "output", "templates",
                         "locales_dir", "assets", "cgi_prefix", "members_path", "members_dir", "mail", "reset", "session",
-                        "password", "throttle", "brand", "welcome_on_grant", "admin"])
+                        "password", "throttle", "brand", "welcome_on_grant", "admin", "api", "stripe", "webhooks"])
         config.siteName = try root.string("site_name", default: config.siteName, nonEmpty: true)
         config.baseURL = try root.string("base_url", default: config.baseURL) { url in
             (url.hasPrefix("http://") || url.hasPrefix("https://")) && !url.includes("?") && !url.includes("#")
@@ -74,6 +74,7 @@ extension SiteConfig {
         config.throttle.loginFailuresPerIP = try throttle.limit("login_failures_per_ip", default: config.throttle.loginFailuresPerIP)
 
         try loadAdmin(root, into: &config)
+        try loadIntegration(root, into: &config)
 
         let brand = try root.object("brand")
         try brand.allow(["logo", "primary_color", "background_color", "css", "support_email", "footer_links", "favicon"])

@@ -46,6 +46,12 @@ public struct SiteConfig: Sendable {
     public var welcomeOnGrant = true
     /// `admin`: the staff console.
     public var admin = Admin()
+    /// `api`: the integration API's limits.
+    public var api = API()
+    /// `stripe`: the Stripe webhook endpoint's secret and offer map.
+    public var stripe = Stripe()
+    /// `webhooks`: where outbound events go.
+    public var webhooks: [Webhook] = []
 
     /// Where mail goes and whom it is from.
     public struct Mail: Sendable {

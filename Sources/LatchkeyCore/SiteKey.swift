@@ -23,6 +23,10 @@ public struct SiteKey: Sendable {
         case staffTokenHash = 7
         /// Encryption of staff TOTP secrets and of what an enrolment page shows.
         case staffSeal = 8
+        /// Keyed hash of API keys.
+        case apiKeyHash = 9
+        /// Encryption of the answers kept for `Idempotency-Key` replays (one may hold a link).
+        case apiSeal = 10
     }
 
     private let master: [UInt8]

@@ -7,7 +7,7 @@ public enum Subprocess {
     public struct Outcome: Sendable {
         /// Exit status, or 128 + signal when it was killed.
         public let status: Int32
-        /// Up to `maxCapturedBytes` of its standard error.
+        /// Up to the capture limit of its standard error.
         public let stderr: String
         /// True when it was killed for running past the time limit.
         public let timedOut: Bool
@@ -17,8 +17,10 @@ public enum Subprocess {
     public static let maxCapturedBytes = 4096
 
     /// Runs `path` with `arguments`, feeding `input` on stdin; kills it after `timeout` seconds.
+    /// Keeps up to `captureLimit` bytes of its standard error.
     public static func run(_ path: String, _ arguments: [String], input: [UInt8], timeout: Int64,
-                           environment: [String: String]) throws -> Outcome {
+                           environment: [String: String], captureLimit: Int = maxCapturedBytes) throws -> Outcome {
+        let maxCapturedBytes = captureLimit
         var inPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0]
         guard pipe(&inPipe) == 0, pipe(&errPipe) == 0 else { throw CoreError.file(path: path, reason: "cannot create a pipe") }
         // Close-on-exec, so the child holds only the ends dup2'd onto its 0 and 2 and sees EOF.

@@ -1,4 +1,5 @@
 import CSQLite
+import LatchkeyCore
 
 /// A value bound to or read from a SQLite statement.
 public enum SQLValue: Equatable, Sendable {
@@ -44,6 +45,11 @@ public final class Database {
         /// SQLite's count of re-preparations (after a schema change) when `columns` was read.
         let reprepares: Int32
     }
+
+    /// The site's webhook endpoints: `recordEvent` writes a delivery for each that wants an event.
+    public var webhooks: [SiteConfig.Webhook] = []
+    /// How many events this connection has recorded, so a CGI knows to send them after answering.
+    public internal(set) var eventsRecorded = 0
 
     /// Prepared statements by SQL text. Parsing a statement costs more than running it, and the
     /// after-response worker runs the same few for every job it works.

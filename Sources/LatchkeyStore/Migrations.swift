@@ -191,6 +191,79 @@ public enum Migrations {
             INSERT INTO person_search (rowid, email, name) VALUES (new.id, new.email, new.name);
         END;
         """),
+        ("0005-integration", """
+        -- The id the site's other systems know a person by (a CRM's, a checkout's).
+        ALTER TABLE person ADD COLUMN external_id TEXT;
+        CREATE UNIQUE INDEX person_external_id ON person (external_id) WHERE external_id IS NOT NULL;
+
+        -- API keys: only a keyed hash of the key is kept, so the table cannot be used as keys.
+        CREATE TABLE api_key (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            key_hash BLOB NOT NULL UNIQUE,
+            scopes TEXT NOT NULL,                     -- comma-separated
+            created_at INTEGER NOT NULL,
+            created_by TEXT NOT NULL,
+            last_used_at INTEGER,
+            revoked_at INTEGER
+        ) STRICT;
+
+        -- A POST's answer kept for its Idempotency-Key, sealed (it may hold a link), for 24 h.
+        CREATE TABLE api_idempotency (
+            key_id INTEGER NOT NULL REFERENCES api_key (id) ON DELETE CASCADE,
+            idempotency_key TEXT NOT NULL,
+            request_hash BLOB NOT NULL,
+            status INTEGER NOT NULL,
+            sealed_body BLOB NOT NULL,
+            created_at INTEGER NOT NULL,
+            PRIMARY KEY (key_id, idempotency_key)
+        ) STRICT;
+
+        -- Stripe: each event worked once; buyers remembered by Stripe customer id; what a
+        -- payment or subscription granted, so a refund or cancellation revokes exactly that.
+        CREATE TABLE stripe_event (
+            event_id TEXT PRIMARY KEY,
+            type TEXT NOT NULL,
+            received_at INTEGER NOT NULL,
+            outcome TEXT NOT NULL
+        ) STRICT;
+        CREATE TABLE stripe_customer (
+            customer_id TEXT PRIMARY KEY,
+            person_id INTEGER NOT NULL REFERENCES person (id) ON DELETE CASCADE
+        ) STRICT;
+        CREATE TABLE stripe_grant (
+            source TEXT NOT NULL,                     -- pi_… (a payment) or sub_… (a subscription)
+            person_id INTEGER NOT NULL REFERENCES person (id) ON DELETE CASCADE,
+            offer TEXT NOT NULL,
+            PRIMARY KEY (source, person_id, offer)
+        ) STRICT;
+
+        -- Outbound events, one row per endpoint, written in the transaction of the change they
+        -- report and sent afterwards. Not tied to person: the record of a deletion outlives it.
+        CREATE TABLE webhook_delivery (
+            id INTEGER PRIMARY KEY,
+            message_id TEXT NOT NULL,
+            event TEXT NOT NULL,
+            url TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('queued', 'sending', 'sent', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_status INTEGER,
+            last_error TEXT NOT NULL DEFAULT '',
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            next_attempt_at INTEGER,                  -- NULL once retries have given up
+            sent_at INTEGER,
+            UNIQUE (message_id, url)
+        ) STRICT;
+        CREATE INDEX webhook_delivery_due ON webhook_delivery (status, next_attempt_at);
+
+        -- An endpoint that answered 410 Gone gets nothing more until a retry by hand succeeds.
+        CREATE TABLE webhook_endpoint_disabled (
+            url TEXT PRIMARY KEY,
+            disabled_at INTEGER NOT NULL
+        ) STRICT;
+        """),
     ]
 }
 

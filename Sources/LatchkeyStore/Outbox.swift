@@ -81,13 +81,19 @@ extension Database {
     }
 
     /// Records a failed attempt and when to try again: `retryAfter`, then twice that, and so
-    /// on, at most 6 hours apart.
+    /// on, at most 6 hours apart. The first failure of a message is a `mail.failed` event.
     public func markMailFailed(id: Int64, error: String, now: Int64, retryAfter: Int64 = 60) throws {
         try write {
             let attempts = try query("SELECT attempts FROM mail WHERE id = ?", [.int(id)]).first?.int("attempts") ?? 1
             let delay = min(retryAfter << min(attempts - 1, 20), 6 * 3600)
             try execute("UPDATE mail SET status = 'failed', last_error = ?, updated_at = ?, next_attempt_at = ? WHERE id = ?",
                         [.text(String(error.prefix(500))), .int(now), .int(now + delay), .int(id)])
+            // The first failure is the event; later attempts of the same message are not news.
+            if attempts == 1, let record = try mailRecord(id: id) {
+                try recordEvent("mail.failed", data: ["mail": .object(["id": .int(id), "kind": .string(record.kind), "recipient": .string(record.recipient),
+                                                                      "person_id": record.personID.map { .int($0) } ?? .null,
+                                                                      "error": .string(String(error.prefix(500)))])], now: now)
+            }
         }
     }
 

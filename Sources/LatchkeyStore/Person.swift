@@ -24,6 +24,8 @@ public struct Person: Sendable, Equatable {
     public let lastLoginAt: Int64?
     /// When they were added, in Unix seconds.
     public let createdAt: Int64
+    /// The id another system knows them by; nil when none was given.
+    public let externalID: String?
 
     /// True for a customer: someone who may have a login.
     public var isCustomer: Bool { kind == "customer" }
@@ -41,6 +43,7 @@ public struct Person: Sendable, Equatable {
         passwordChangedAt = row.int("password_changed_at")
         lastLoginAt = row.int("last_login_at")
         createdAt = row.int("created_at") ?? 0
+        externalID = row.text("external_id")
     }
 
     /// Email addresses are compared lowercased and trimmed.
@@ -75,7 +78,9 @@ extension Database {
         try execute("""
             INSERT INTO person (email, name, locale, kind, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
             """, [.text(Person.normalize(email)), .text(name), .text(locale), .text(kind), .int(now), .int(now)])
-        return try person(id: lastInsertID)!
+        let person = try person(id: lastInsertID)!
+        try recordEvent("person.created", data: person.eventData.merging(["kind": .string(kind)]) { $1 }, now: now)
+        return person
     }
 
     /// True when the person holds at least one unrevoked grant.
@@ -91,5 +96,8 @@ extension Database {
             """, [.text(hash), .int(mustChange ? 1 : 0), .int(now), .int(now), .int(personID)])
         try execute("DELETE FROM session WHERE person_id = ?", [.int(personID)])
         try voidTokens(personID: personID, now: now)
+        if let person = try person(id: personID) {
+            try recordEvent("password.changed", data: person.eventData.merging(["temporary": .bool(mustChange)]) { $1 }, now: now)
+        }
     }
 }

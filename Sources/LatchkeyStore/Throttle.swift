@@ -25,6 +25,13 @@ extension Database {
         return (row.int("count") ?? 0) >= Int64(limit.count)
     }
 
+    /// When the current window of `key` in `scope` ends, for a `Retry-After`.
+    public func throttleWindowEnd(scope: String, key: String, limit: SiteConfig.Limit, hashKey: [UInt8]) throws -> Int64 {
+        let hash = Sodium.keyedHash(Array((scope + "\u{0}" + key).utf8), key: hashKey)
+        let start = try query("SELECT window_start FROM throttle WHERE scope = ? AND key_hash = ?", [.text(scope), .blob(hash)]).first?.int("window_start") ?? 0
+        return start + limit.window.seconds
+    }
+
     /// Forgets the counter of `key` in `scope` (after a successful login).
     public func throttleClear(scope: String, key: String, hashKey: [UInt8]) throws {
         let hash = Sodium.keyedHash(Array((scope + "\u{0}" + key).utf8), key: hashKey)

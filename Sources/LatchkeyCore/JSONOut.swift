@@ -1,13 +1,24 @@
-/// JSON for `--json` output, written by hand so key order is stable and nothing is lost.
-indirect enum JSONOut {
+/// JSON written out (`--json`, the API, webhook payloads), by hand so key order is stable
+/// and nothing is lost.
+public indirect enum JSONOut: Sendable, Equatable {
+    /// A string.
     case string(String)
+    /// A whole number.
     case int(Int64)
+    /// true or false.
     case bool(Bool)
+    /// null.
     case null
+    /// A list.
     case array([JSONOut])
+    /// An object, written with its keys sorted.
     case object([String: JSONOut])
 
-    var text: String {
+    /// A string, or null when `value` is nil.
+    public static func optional(_ value: String?) -> JSONOut { value.map { .string($0) } ?? .null }
+
+    /// The compact JSON text.
+    public var text: String {
         switch self {
         case let .string(s): return JSONOut.quote(s)
         case let .int(n): return String(n)
@@ -19,7 +30,8 @@ indirect enum JSONOut {
         }
     }
 
-    static func quote(_ s: String) -> String {
+    /// `s` as a JSON string literal.
+    public static func quote(_ s: String) -> String {
         var out = "\""
         for scalar in s.unicodeScalars {
             switch scalar {
@@ -35,8 +47,4 @@ indirect enum JSONOut {
         }
         return out + "\""
     }
-}
-
-extension String {
-    func leftPadded(to width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
 }

@@ -1,0 +1,46 @@
+import LatchkeyCore
+import LatchkeyStore
+
+/// `Idempotency-Key` on API POSTs: the same key and request within 24 h answers as the first
+/// time did, without doing anything again; the same key with another request is a 422.
+enum Idempotency {
+    /// Runs `handler` for `call`, or replays what it answered before. The lookup, the work and
+    /// keeping its answer are one transaction, so a retry racing the first try waits for it
+    /// and then replays it instead of doing the work twice.
+    static func run(_ call: APICall, path: String, handler: () throws -> APIReply) throws -> APIReply {
+        guard let idempotencyKey = call.context.request.idempotencyKey else { return try handler() }
+        guard (1...255).contains(idempotencyKey.utf8.count), idempotencyKey.utf8.allSatisfy({ (0x20...0x7e).contains($0) }) else {
+            throw APIProblem(400, "Idempotency-Key must be 1 to 255 printable ASCII characters")
+        }
+        let body = try call.body(required: false)
+        let services = call.services, db = services.db
+        let hash = Sodium.keyedHash(APICall.fingerprint("POST", path, body), key: services.key.subkey(.apiSeal))
+        let seal = services.key.subkey(.apiSeal)
+        let outcome: Result<APIReply, APIProblem> = try db.write {
+            if let kept = try db.idempotentAnswer(keyID: call.key.id, idempotencyKey: idempotencyKey, now: call.context.now) {
+                guard Sodium.constantTimeEqual(kept.requestHash, hash) else {
+                    return .failure(APIProblem(422, "this Idempotency-Key was used with a different request in the last 24 h"))
+                }
+                let text = Sodium.open(kept.sealedBody, key: seal).map { String(decoding: $0, as: UTF8.self) } ?? ""
+                var reply = APIReply(kept.status, raw: text)
+                reply.headers = [("Idempotent-Replayed", "true")]
+                return .success(reply)
+            }
+            let outcome: Result<APIReply, APIProblem>
+            do {
+                outcome = .success(try handler())
+            } catch let problem as APIProblem where problem.status < 500 && problem.status != 429 {
+                // A refusal is an answer too: the same request is refused the same way.
+                outcome = .failure(problem)
+            }
+            let (status, body) = switch outcome {
+            case let .success(reply): (reply.status, Array(reply.body.utf8))
+            case let .failure(problem): (problem.status, problem.response.body)
+            }
+            try db.keepIdempotentAnswer(keyID: call.key.id, idempotencyKey: idempotencyKey, requestHash: hash, status: status,
+                                        sealedBody: Sodium.seal(body, key: seal), now: call.context.now)
+            return outcome
+        }
+        return try outcome.get()
+    }
+}

@@ -1,0 +1,107 @@
+import Glibc
+import LatchkeyCore
+import LatchkeyStore
+
+/// Sends recorded events to their endpoints, signed the Standard Webhooks way, with the
+/// system's `curl` as the HTTP client: a static CGI cannot load a TLS library of its own
+/// without linking one in whole, and curl is on every host that has a web server. It runs
+/// as a subprocess exactly like the `sendmail:` mail transport, with no environment (so no
+/// proxy variable reaches it), a hard time limit, and no redirects followed.
+public struct WebhookSender {
+    /// What one attempt came to.
+    public enum Outcome: Equatable, Sendable {
+        /// A 2xx came back: acknowledged, never sent again.
+        case sent
+        /// Anything else; it stays recorded and is retried on schedule.
+        case failed(String)
+        /// Another process had it, it was already acknowledged, or it was not due.
+        case skipped
+    }
+
+    /// How long one attempt may take.
+    public static let timeout: Int64 = 10
+    /// A `sending` claim older than this belongs to a process that died; it is taken over.
+    static let staleAfter: Int64 = 60
+
+    let config: SiteConfig
+    let db: Database
+
+    /// A sender for the site of `config`, through `db`.
+    public init(config: SiteConfig, db: Database) {
+        self.config = config
+        self.db = db
+    }
+
+    /// Sends every delivery that is due; returns how many were acknowledged and how many failed.
+    @discardableResult
+    public func deliverDue(now: Int64) throws -> (sent: Int, failed: Int) {
+        var sent = 0, failed = 0
+        for id in try db.dueWebhooks(now: now, staleAfter: WebhookSender.staleAfter) {
+            switch try deliver(id: id, now: Clock.now()) {
+            case .sent: sent += 1
+            case .failed: failed += 1
+            case .skipped: break
+            }
+        }
+        return (sent, failed)
+    }
+
+    /// Sends delivery `id` if it is due (with `force`, now, even to a disabled endpoint or
+    /// after retries gave up: `webhook retry`). A 410 Gone disables the endpoint, with an audit
+    /// line; a 2xx from a disabled endpoint enables it again.
+    public func deliver(id: Int64, now: Int64, force: Bool = false, by actor: String = "webhooks") throws -> Outcome {
+        guard let delivery = try db.claimWebhook(id: id, now: now, staleAfter: WebhookSender.staleAfter, force: force) else { return .skipped }
+        guard let endpoint = config.webhook(url: delivery.url), let key = WebhookSignature.key(secret: endpoint.secret) else {
+            let reason = "\(delivery.url) is no longer in the config's webhooks"
+            try db.markWebhookFailed(id: id, httpStatus: nil, error: reason, now: now, retry: false)
+            return .failed(reason)
+        }
+        let (status, error) = post(delivery, key: key, now: now)
+        if let status, (200..<300).contains(status) {
+            try db.markWebhookSent(id: id, httpStatus: status, now: Clock.now())
+            if try db.setWebhookEndpointDisabled(delivery.url, false, now: now) {
+                try db.write { try db.audit(AuditEvent(actor: actor, action: "webhook.enabled", detail: delivery.url), now: now) }
+            }
+            return .sent
+        }
+        let reason = status.map { "HTTP \($0)" + (error.isEmpty ? "" : ": " + error) } ?? error
+        try db.markWebhookFailed(id: id, httpStatus: status, error: reason, now: Clock.now(), retry: status != 410)
+        if status == 410, try db.setWebhookEndpointDisabled(delivery.url, true, now: now) {
+            try db.write {
+                try db.audit(AuditEvent(actor: actor, action: "webhook.disabled", detail: "\(delivery.url) answered 410 Gone"), now: now)
+            }
+        }
+        return .failed(reason)
+    }
+
+    /// POSTs `delivery` once; the HTTP status (nil when none came back) and curl's error line.
+    func post(_ delivery: WebhookDelivery, key: [UInt8], now: Int64) -> (Int?, String) {
+        guard let curl = WebhookSender.curlPath else { return (nil, "curl is not installed (apt install curl)") }
+        let body = Array(delivery.payload.utf8)
+        let arguments = [
+            "--silent", "--show-error", "--max-time", String(WebhookSender.timeout), "--proto", "=https,http",
+            "--output", "/dev/null", "--write-out", "%{stderr}\nlatchkey-status %{http_code}\n",
+            "--header", "Content-Type: application/json",
+            "--header", "User-Agent: Latchkey-Webhooks/1",
+            "--header", "webhook-id: " + delivery.messageID,
+            "--header", "webhook-timestamp: " + String(now),
+            "--header", "webhook-signature: " + WebhookSignature.sign(id: delivery.messageID, timestamp: now, body: body, key: key),
+            "--data-binary", "@-", "--", delivery.url,
+        ]
+        do {
+            let outcome = try Subprocess.run(curl, arguments, input: body, timeout: WebhookSender.timeout + 5, environment: [:])
+            var status: Int?, errors: [String] = []
+            for line in outcome.stderr.split(separator: "\n") {
+                if line.hasPrefix("latchkey-status ") { status = Int(line.dropFirst(16)).flatMap { $0 == 0 ? nil : $0 } }
+                else if !line.isEmpty { errors.append(String(line)) }
+            }
+            if outcome.timedOut { errors.append("no answer within \(WebhookSender.timeout) s") }
+            return (status, errors.joined(separator: "; "))
+        } catch {
+            return (nil, "\(error)")
+        }
+    }
+
+    /// Where curl is.
+    static let curlPath: String? = ["/usr/bin/curl", "/usr/local/bin/curl", "/bin/curl"].first { access($0, X_OK) == 0 }
+}

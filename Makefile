@@ -7,7 +7,7 @@ SWIFT_RELEASE = swift build -c release -Xswiftc -static-executable \
 	-Xswiftc -Xfrontend -Xswiftc -disable-concrete-type-metadata-mangled-name-accessors \
 	-Xswiftc -use-ld=lld -Xlinker --symbol-ordering-file=$(CURDIR)/Sources/latchkey-cgi/hot-functions.txt \
 	-Xlinker --no-warn-symbol-ordering
-CGIS = login logout forgot reset account session members admin api stripe
+CGIS = login logout forgot reset account session members admin api stripe confirm-email
 PREFIX ?= /usr/local
 
 .PHONY: build deps-build demo demo-stop test screenshots fuzz bench clean

@@ -11,9 +11,11 @@
 6. `latchkey build` of the three-locale default site;
 7. the staff console's search and record page with 1,000 and with 1,000,000 people;
 8. what the password blocklist adds to a reset POST;
+9. the integration: the API's person look-up and a Stripe event, against the C floor, and
+   against Django doing the same (a bearer key, `stripe.Webhook.construct_event`);
 then bench_forgot.py and bench_login.py (same answer, same time).
 
-`python3 scripts/bench.py [startup] [rps] [scale] [peer] [build] [console] [blocklist] [timing]` runs only those
+`python3 scripts/bench.py [startup] [rps] [scale] [peer] [build] [console] [blocklist] [integration] [timing]` runs only those
 sections. Not a test: it prints figures and fails only when the run itself fails. BENCH_DURATION
 (default 3s) and BENCH_CONNECTIONS (default 8) tune wrk; BENCH_SERVERS (default
 "apache nginx lighttpd") picks the servers of the requests/s section.
@@ -45,7 +47,8 @@ SERVERS = os.environ.get("BENCH_SERVERS", "apache nginx lighttpd").split()
 GENEROUS = {k: {"count": 1_000_000, "window": "1h"} for k in
             ["forgot_per_address", "forgot_per_ip", "login_failures_per_account", "login_failures_per_ip"]}
 PASSWORD = "bench-password-1"
-SECTIONS = ["startup", "rps", "scale", "peer", "build", "console", "blocklist", "timing"]
+SECTIONS = ["startup", "rps", "scale", "peer", "build", "console", "blocklist", "integration", "timing"]
+STRIPE_SECRET = "whsec_bench_0123456789abcdef"
 NOOP_C = r'''#include <stdio.h>
 int main(void) { fputs("Status: 204 No Content\r\n\r\n", stdout); return 0; }
 '''
@@ -368,6 +371,8 @@ def main():
             console(cgi, cleanup)
         if "blocklist" in wanted:
             blocklist(site, cgi, work)
+        if "integration" in wanted:
+            integration(cgi, work, cleanup)
     finally:
         for step in reversed(cleanup):
             step()
@@ -643,6 +648,105 @@ def blocklist(site, cgi, work):
     print("## The password blocklist in a reset POST (200 interleaved runs each, median)\n")
     table(["program", "start to exit", "against the length refusal"],
           [(name, ms(t), f"{t / base_time:.2f}×") for name, (t, _) in results.items()])
+
+
+def stripe_event(email, event_id):
+    """A signed `checkout.session.completed` (body, Stripe-Signature header)."""
+    import hmac, hashlib
+    body = json.dumps({"id": event_id, "object": "event", "type": "checkout.session.completed", "created": int(time.time()),
+                       "data": {"object": {"id": "cs_bench_" + event_id, "object": "checkout.session", "payment_status": "paid",
+                                           "customer": "cus_" + event_id, "payment_intent": "pi_" + event_id,
+                                           "customer_details": {"email": email, "name": "Bench Buyer"},
+                                           "metadata": {"latchkey_offers": "members"}}}})
+    stamp = int(time.time())
+    mac = hmac.new(STRIPE_SECRET.encode(), f"{stamp}.{body}".encode(), hashlib.sha256).hexdigest()
+    return body, f"t={stamp},v1={mac}"
+
+
+def integration(cgi, work, cleanup):
+    """The API's `GET people?email=` and a Stripe event: one process each against the C no-op
+    and the C SQLite look-up; then through Apache beside the C no-op under the same server and
+    Django's equivalent under gunicorn, in turn. A replayed event (Stripe's retry) is verified
+    and found already worked; a new one creates the buyer, grants and queues the welcome."""
+    site = Site.create({"throttle": GENEROUS, "api": {"rate_limit": {"count": 1_000_000_000, "window": "1m"}},
+                        "stripe": {"webhook_secret": STRIPE_SECRET}})
+    cleanup.append(site.remove)
+    run_latchkey("offer", "add", "members", "--name", "Members", config=site.config)
+    run_latchkey("user", "add", "known@example.com", "--no-email", "--offer", "members", config=site.config)
+    key = run_latchkey("api-key", "add", "bench", "--scopes", "people:read", config=site.config).stdout.strip()
+    site.chown_var()
+    server = make_server("apache", site, cgi_dir=cgi).start()
+    body, signature = stripe_event("replayed@example.com", "evt_bench_replayed")
+    latencies("/cgi-bin/stripe", server.url, "POST", body, count=1, headers={"Content-Type": "application/json", "Stripe-Signature": signature})
+    wait_drained(site)
+    base = {"LATCHKEY_CONFIG": str(site.config), "PATH": "/usr/bin:/bin", "REMOTE_ADDR": "127.0.0.1", "REQUEST_SCHEME": "http",
+            "SERVER_NAME": "127.0.0.1"}
+    get = dict(base, REQUEST_METHOD="GET")
+    event_file = work / "stripe-replayed.json"
+    event_file.write_bytes(body.encode())
+    programs = {
+        "C no-op CGI (the floor)": ([str(cgi / "noop")], get, None),
+        "the same C CGI, linked statically": ([str(cgi / "c-sqlite-static")], get, None),
+        "api GET /v1/people?email=, valid key": ([str(cgi / "api")], dict(get, PATH_INFO="/v1/people", QUERY_STRING="email=known%40example.com",
+                                                                          HTTP_AUTHORIZATION="Bearer " + key), None),
+        "stripe POST, replayed event (verified, already worked)": ([str(cgi / "stripe")], dict(
+            base, REQUEST_METHOD="POST", CONTENT_TYPE="application/json", CONTENT_LENGTH=str(len(body.encode())),
+            HTTP_STRIPE_SIGNATURE=signature), str(event_file)),
+    }
+    results = interleaved(programs, 200, site, work / "peak")
+    floor = results["C no-op CGI (the floor)"][0]
+    print("## Integration: the API and Stripe, one CGI process (200 interleaved runs each, median)\n")
+    table(["program", "start to exit", "against the C no-op", "peak RSS"],
+          [(name, ms(t), f"{t / floor:.2f}×", f"{peak / 1024:.1f} MiB") for name, (t, peak) in results.items()])
+
+    django = DjangoPeer(work / "django-api", 2, 19, api_key=key, stripe_secret=STRIPE_SECRET).start()
+    cleanup.append(django.stop)
+    try:
+        status, _, _ = django.request("POST", "/stripe", body.encode(), {"Content-Type": "application/json", "Stripe-Signature": signature})
+        assert status == 200, status
+        def script(name, method, headers, payload=None):
+            path = work / f"{name}.lua"
+            text = f'wrk.method = "{method}"\n' + "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in headers.items())
+            if payload is not None:
+                text += "wrk.body = " + json.dumps(payload) + "\n"
+            path.write_text(text)
+            return str(path)
+        auth = {"Authorization": "Bearer " + key}
+        stripe_headers = {"Content-Type": "application/json", "Stripe-Signature": signature}
+        rows = [("api GET people?email=", "/cgi-bin/api/v1/people?email=known%40example.com", script("api", "GET", auth),
+                 "/api/people?email=known%40example.com", script("dj-api", "GET", auth)),
+                ("stripe POST, replayed event", "/cgi-bin/stripe", script("stripe", "POST", stripe_headers, body),
+                 "/stripe", script("dj-stripe", "POST", stripe_headers, body))]
+        out = []
+        for name, ours, ours_script, theirs, theirs_script in rows:
+            rates, floors, peers, errors = [], [], [], set()
+            for _ in range(ROUNDS):
+                floor_rate = wrk(server.url + "/cgi-bin/noop")[0]
+                rate, error = wrk(server.url + ours, ours_script)[:2]
+                peer_rate, peer_error = wrk(django.url + theirs, theirs_script)[:2]
+                floors.append(floor_rate)
+                rates.append(rate)
+                peers.append(peer_rate)
+                errors |= {error, peer_error} - {""}
+            out.append((name, f"{statistics.median(rates):,.0f}", f"{statistics.median(floors):,.0f}",
+                        f"{statistics.median([r / f for r, f in zip(rates, floors)]):.2f}×", f"{statistics.median(peers):,.0f}",
+                        f"{statistics.median([r / p for r, p in zip(rates, peers)]):.2f}×", "; ".join(errors)))
+        fresh = []
+        for n in range(30):
+            body, signature = stripe_event(f"buyer-{n}@example.com", f"evt_bench_new_{n}")
+            fresh += latencies("/cgi-bin/stripe", server.url, "POST", body, count=1,
+                               headers={"Content-Type": "application/json", "Stripe-Signature": signature})
+        wait_drained(site)
+        noop = latencies("/cgi-bin/noop", server.url, count=30)
+    finally:
+        server.cleanup()
+        django.stop()
+    print(f"## Integration through Apache, beside the C no-op under the same server and Django + gunicorn (2 workers) ({ROUNDS} rounds in turn; medians)\n")
+    table(["request", "Latchkey req/s", "C no-op req/s", "against the floor", "Django req/s", "Latchkey / Django", "errors"], out)
+    print("## A new Stripe event (creates the buyer, grants, queues the welcome mail), one at a time through Apache (median of 30)\n")
+    table(["request", "answered in", "against a C no-op request"],
+          [("stripe POST, new event", ms(statistics.median(fresh)), f"{statistics.median(fresh) / statistics.median(noop):.2f}×"),
+           ("C no-op CGI", ms(statistics.median(noop)), "1.00×")])
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ gunicorn, with SQLite, the file email backend and Argon2id at Latchkey's paramet
 `DjangoPeer(folder, iterations, memory_mib).start()` writes a one-module project into
 `folder`, migrates, creates one user, starts gunicorn (2 workers, one per core) on 127.0.0.1,
 and offers the same requests the benchmark sends Latchkey: the reset-link GET, the forgot POST
-for a known and an unknown address, and the login POST. Django's views check CSRF, so the
+for a known and an unknown address, the login POST, an API look-up of a person by email with a
+bearer key, and a Stripe event verified by Stripe's own library and recorded once. Django's views check CSRF, so the
 POSTs carry a token and cookie fetched once from the form, as a browser's would. `stop()`
 ends gunicorn.
 """
@@ -56,11 +57,47 @@ PASSWORD_HASHERS = ["settings.SameArgon2id"]
 '''
 
 URLS = '''
+import hashlib, hmac, json
+import stripe
 from django.contrib.auth import views
-from django.http import HttpResponse
+from django.contrib.auth.models import User
+from django.db import connection, transaction
+from django.http import HttpResponse, JsonResponse
 from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
+
+API_KEY_HASH = hmac.new(b"peer-benchmark-only", b"API_KEY", hashlib.sha256).digest()
+STRIPE_SECRET = "STRIPE_SECRET"
+
+
+def person(request):
+    """GET /api/people?email=E: a bearer key checked by its keyed hash, then the person as JSON."""
+    key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+    if not hmac.compare_digest(hmac.new(b"peer-benchmark-only", key.encode(), hashlib.sha256).digest(), API_KEY_HASH):
+        return JsonResponse({"status": 401, "title": "Unauthorized"}, status=401, content_type="application/problem+json")
+    user = User.objects.filter(email=request.GET.get("email", "")).first()
+    if user is None:
+        return JsonResponse({"status": 404, "title": "Not Found"}, status=404, content_type="application/problem+json")
+    return JsonResponse({"id": user.pk, "email": user.email, "name": user.get_full_name(), "created_at": user.date_joined.isoformat(),
+                         "last_login_at": user.last_login.isoformat() if user.last_login else None, "access": []})
+
+
+@csrf_exempt
+def stripe_event(request):
+    """POST /stripe: the official library verifies the signature; each event id is worked once."""
+    try:
+        event = stripe.Webhook.construct_event(request.body, request.headers.get("Stripe-Signature", ""), STRIPE_SECRET)
+    except (ValueError, stripe.SignatureVerificationError):
+        return HttpResponse(status=400)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE IF NOT EXISTS stripe_event (id TEXT PRIMARY KEY)")
+        cursor.execute("INSERT OR IGNORE INTO stripe_event (id) VALUES (%s)", [event["id"]])
+    return JsonResponse({"received": True})
+
 
 urlpatterns = [
+    path("api/people", person),
+    path("stripe", stripe_event),
     path("forgot", views.PasswordResetView.as_view(success_url="/forgot-sent")),
     path("forgot-sent", lambda request: HttpResponse("sent")),
     path("reset/<uidb64>/<token>/", views.PasswordResetConfirmView.as_view(success_url="/reset-done")),
@@ -97,7 +134,7 @@ def free_port() -> int:
 class DjangoPeer:
     """One Django project and its gunicorn, in `folder`."""
 
-    def __init__(self, folder: Path, iterations: int, memory_mib: int):
+    def __init__(self, folder: Path, iterations: int, memory_mib: int, api_key: str = "", stripe_secret: str = ""):
         self.folder = Path(folder)
         self.iterations, self.memory_kib = iterations, memory_mib * 1024
         self.port = free_port()
@@ -105,6 +142,7 @@ class DjangoPeer:
         self.process: subprocess.Popen | None = None
         self.reset_path = ""
         self.csrf_cookie = self.csrf_token = ""
+        self.api_key, self.stripe_secret = api_key, stripe_secret
 
     def env(self) -> dict:
         return dict(os.environ, PYTHONPATH=str(self.folder), DJANGO_SETTINGS_MODULE="settings")
@@ -112,7 +150,7 @@ class DjangoPeer:
     def start(self) -> "DjangoPeer":
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / "settings.py").write_text(SETTINGS.format(iterations=self.iterations, memory_kib=self.memory_kib))
-        (self.folder / "peer.py").write_text(URLS)
+        (self.folder / "peer.py").write_text(URLS.replace("API_KEY", self.api_key).replace("STRIPE_SECRET", self.stripe_secret))
         (self.folder / "wsgi_app.py").write_text("from django.core.wsgi import get_wsgi_application\napplication = get_wsgi_application()\n")
         for name, text in TEMPLATES.items():
             (self.folder / "templates" / name).parent.mkdir(parents=True, exist_ok=True)

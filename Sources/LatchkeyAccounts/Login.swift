@@ -89,14 +89,7 @@ public enum Login {
                                       remoteAddr: String, userAgent: String, services: Services, now: Int64) throws -> ChangeOutcome {
         let config = services.config, db = services.db
         let person = session.person
-        let throttleKey = services.key.subkey(.throttleHash)
-        let throttled = try db.throttleExceeded(scope: "login:account", key: person.email, limit: config.throttle.loginFailuresPerAccount, hashKey: throttleKey, now: now)
-        guard !throttled, let hash = person.passwordHash, PasswordHash.verify(current, against: hash) else {
-            try db.write {
-                _ = try db.throttleHit(scope: "login:account", key: person.email, limit: config.throttle.loginFailuresPerAccount, hashKey: throttleKey, now: now)
-                try db.audit(AuditEvent(actor: "web", action: "password.change-failed", personID: person.id, subject: person.email,
-                                        remoteAddr: remoteAddr, detail: throttled ? "throttled" : "wrong current password"), now: now)
-            }
+        guard try checkCurrentPassword(person, current, failure: "password.change-failed", remoteAddr: remoteAddr, services: services, now: now) else {
             return .wrongCurrent
         }
         if let problem = try PasswordPolicy.problem(password: new, confirmation: confirmation, email: person.email, name: person.name, config: config) {
@@ -110,5 +103,22 @@ public enum Login {
             let cookie = try Sessions(db: db, key: services.key, config: config).start(personID: person.id, remoteAddr: remoteAddr, userAgent: userAgent, now: now)
             return .done(cookie: cookie, mailID: mailID)
         }
+    }
+
+    /// True when `password` is `person`'s current one. A wrong one counts against the same
+    /// per-account limit as failed logins (so these forms cannot be used to guess it) and is
+    /// audited as `failure`.
+    public static func checkCurrentPassword(_ person: Person, _ password: String, failure: String, remoteAddr: String,
+                                            services: Services, now: Int64) throws -> Bool {
+        let config = services.config, db = services.db
+        let throttleKey = services.key.subkey(.throttleHash)
+        let throttled = try db.throttleExceeded(scope: "login:account", key: person.email, limit: config.throttle.loginFailuresPerAccount, hashKey: throttleKey, now: now)
+        if !throttled, let hash = person.passwordHash, PasswordHash.verify(password, against: hash) { return true }
+        try db.write {
+            _ = try db.throttleHit(scope: "login:account", key: person.email, limit: config.throttle.loginFailuresPerAccount, hashKey: throttleKey, now: now)
+            try db.audit(AuditEvent(actor: "web", action: failure, personID: person.id, subject: person.email,
+                                    remoteAddr: remoteAddr, detail: throttled ? "throttled" : "wrong current password"), now: now)
+        }
+        return false
     }
 }

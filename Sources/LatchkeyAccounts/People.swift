@@ -38,6 +38,10 @@ public enum People {
     /// events happened, but no longer says to whom: subjects and details naming them are blanked.
     public static func erase(_ person: Person, by actor: String, remoteAddr: String = "", db: Database, now: Int64) throws {
         try db.write {
+            try db.execute("""
+                INSERT INTO setting (name, value) VALUES ('person.erased_max_id', ?)
+                ON CONFLICT (name) DO UPDATE SET value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))
+                """, [.text(String(person.id))])
             try db.execute("DELETE FROM person WHERE id = ?", [.int(person.id)])
             try db.execute("UPDATE audit SET subject = '', detail = '', remote_addr = '' WHERE person_id = ?", [.int(person.id)])
             try db.audit(AuditEvent(actor: actor, action: "person.deleted", personID: person.id, remoteAddr: remoteAddr), now: now)

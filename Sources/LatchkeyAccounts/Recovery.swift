@@ -44,6 +44,7 @@ public enum Recovery {
         if let refusal = refusal(for: person) { throw refusal }
         let config = services.config
         let tokens = ResetTokens(db: services.db, key: services.key)
+        try services.mailer.prepare([welcome ? .welcome : .reset])
         return try services.db.write {
             let lifetime = welcome ? config.reset.welcomeLinkLifetime : config.reset.linkLifetime
             let link = try tokens.issue(personID: person.id, purpose: welcome ? "welcome" : "reset", lifetime: lifetime,

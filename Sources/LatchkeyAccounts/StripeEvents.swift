@@ -37,6 +37,7 @@ public enum StripeEvents {
         }
         // Anything that needs the network is done before the transaction, which must stay short.
         let plan = try Plan(type: type, object: object, config: services.config, lineItems: lineItems)
+        if case .grant = plan.action { try services.mailer.prepare([.welcome]) }
         return try db.write {
             // A second delivery racing this one finds the row and does nothing.
             try db.execute("INSERT OR IGNORE INTO stripe_event (event_id, type, received_at, outcome) VALUES (?, ?, ?, '')", [.text(id), .text(type), .int(now)])

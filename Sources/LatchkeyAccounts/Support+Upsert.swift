@@ -42,8 +42,8 @@ extension Support {
             if let existing = try db.person(email: address) {
                 return (try update(existing, fields, by: actor, db: db, now: now), false)
             }
-            let person = try insert(email: address, name: fields.name ?? "", kind: "contact", by: actor, db: db, now: now)
-            return (try update(person, Fields(externalID: fields.externalID, locale: fields.locale), by: actor, db: db, now: now), true)
+            return (try insert(email: address, name: fields.name ?? "", kind: "contact", locale: fields.locale ?? "", externalID: fields.externalID,
+                               by: actor, db: db, now: now), true)
         }
     }
 

@@ -75,9 +75,10 @@ public enum Support {
     }
 
     /// Adds a person of `kind`, refusing a taken address, and records it. Call inside `write`.
-    static func insert(email: String, name: String, kind: String, by actor: Actor, db: Database, now: Int64) throws -> Person {
+    static func insert(email: String, name: String, kind: String, locale: String = "", externalID: String? = nil, by actor: Actor,
+                       db: Database, now: Int64) throws -> Person {
         guard try db.person(email: email) == nil else { throw Refusal.exists(Person.normalize(email)) }
-        let person = try db.insertPerson(email: email, name: name, kind: kind, now: now)
+        let person = try db.insertPerson(email: email, name: name, kind: kind, locale: locale, externalID: externalID, now: now)
         try db.audit(AuditEvent(actor: actor.name, action: "person.created", personID: person.id, subject: person.email,
                                 remoteAddr: actor.remoteAddr, detail: kind), now: now)
         return person

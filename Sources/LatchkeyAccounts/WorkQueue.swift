@@ -1,6 +1,5 @@
 import Glibc
 import LatchkeyCore
-import LatchkeyMail
 import LatchkeyStore
 
 /// Work a CGI leaves for after its answer has gone out, so the answer never waits on it.
@@ -196,12 +195,10 @@ public struct WorkQueue {
         }
     }
 
-    /// Sends queued mail now, then every outbound event that is due (a failed message is one).
-    /// A failed delivery stays on record, marked for retry by `latchkey mail deliver`.
+    /// Sends queued mail now. A failed delivery stays in the email history, marked for retry by
+    /// `latchkey mail deliver`. (Outbound events go after the queue is empty: `WebhookSender.sendAll`.)
     public static func deliver(_ ids: [Int64], services: Services) {
         _ = try? services.mailer.deliver(ids: ids, now: Clock.now())
-        guard !services.config.webhooks.isEmpty else { return }
-        _ = try? WebhookSender(config: services.config, db: services.db).deliverDue(now: Clock.now())
     }
 
     private func failure(_ reason: String) -> CoreError {

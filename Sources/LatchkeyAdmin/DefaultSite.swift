@@ -289,7 +289,7 @@ h1 {
 .lk-field { margin: 0 0 1.25rem; }
 .lk-field label { display: block; margin: 0 0 0.375rem; font-weight: 600; font-size: 0.9375rem; }
 
-.lk-field input {
+.lk-field input, .lk-field select {
   display: block;
   width: 100%;
   min-height: 3rem;                 /* ≥ 44px touch target */
@@ -301,12 +301,21 @@ h1 {
   border: 1px solid var(--lk-field-line);
   border-radius: var(--lk-radius-control);
 }
-.lk-field input:focus-visible {
+.lk-field input:focus-visible, .lk-field select:focus-visible {
   border-color: var(--lk-link);
   outline-offset: 1px;
   border-radius: var(--lk-radius-control);
 }
 .lk-hint { margin: 0.375rem 0 0; font-size: 0.875rem; color: var(--lk-muted); }
+
+/* The account settings page: one section a topic, lists of access and devices. */
+.lk-section { margin: 2.25rem 0 0; padding: 1.75rem 0 0; border-top: 1px solid var(--lk-field-line); }
+.lk-section:first-of-type { border-top: 0; padding-top: 0; margin-top: 1.5rem; }
+.lk-section h2 { margin: 0 0 1rem; font-size: 1.25rem; }
+.lk-section .lk-button { margin-top: 1.25rem; }
+.lk-list { margin: 0; padding: 0; list-style: none; }
+.lk-list li { padding: 0.625rem 0; border-bottom: 1px solid var(--lk-field-line); overflow-wrap: anywhere; }
+.lk-list li:last-child { border-bottom: 0; }
 
 /* 6. Buttons (also used on links that act as the page's main action) ------- */
 .lk-button {
@@ -457,7 +466,8 @@ h1 {
     "current_password": "Current password",
     "submit": "Change password",
     "members_link": "Back to the members area",
-    "logout": "Log out"
+    "logout": "Log out",
+    "settings_link": "All account settings"
   },
   "account_done": {
     "title": "Your password has been changed",
@@ -535,6 +545,13 @@ h1 {
       "action": "Set up my account",
       "expiry": "This link works once and expires in",
       "ignore": "If you weren't expecting this, you can ignore this email."
+    },
+    "confirm_email": {
+      "subject": "Confirm your new email address",
+      "intro": "Follow this link to make this your account's email address:",
+      "action": "Confirm my new address",
+      "expiry": "The link works once and expires in 24 hours.",
+      "ignore": "If you didn't ask for this, ignore this email. Your account won't change."
     }
   },
   "errors": {
@@ -825,6 +842,48 @@ h1 {
       "staff_2fa_reset": "Second factor reset; a new enrolment link was emailed.",
       "code_refused": "That code isn't the one your authenticator app shows now."
     }
+  },
+  "settings": {
+    "title": "Your account",
+    "intro": "You're logged in as",
+    "profile_title": "Profile",
+    "name": "Name",
+    "language": "Language for emails",
+    "language_hint": "The emails we send you come in this language.",
+    "profile_submit": "Save profile",
+    "email_title": "Email address",
+    "email_intro": "We'll send a link to the new address. Your address changes only once you follow it.",
+    "new_email": "New email address",
+    "email_submit": "Send confirmation link",
+    "access_title": "Your access",
+    "since": "since",
+    "no_access": "You don't have access to any membership right now.",
+    "devices_title": "Where you're logged in",
+    "on": "on",
+    "this_device": "this device",
+    "last_seen": "last seen",
+    "unknown_browser": "A browser",
+    "sessions_submit": "Sign out other devices",
+    "messages": {
+      "profile_saved": "Your profile was saved.",
+      "profile_invalid": "That name can't be used. Use at most 200 characters.",
+      "email_sent": "We sent a confirmation link to the new address. Follow it within 24 hours to finish the change.",
+      "email_invalid": "Enter a valid email address.",
+      "email_taken": "That address can't be used for this account.",
+      "email_same": "That's already your address.",
+      "wrong_current": "Your current password isn't right.",
+      "sessions_ended": "You're signed out everywhere else. This device stays logged in."
+    }
+  },
+  "confirm_email": {
+    "title": "Confirm your new email address",
+    "confirm_intro": "Change your account's email address to",
+    "submit": "Confirm the new address",
+    "done": "Your email address is now",
+    "done_next": "Log in with your new address. You were signed out on every device.",
+    "login": "Log in",
+    "expired": "This confirmation link has expired or was already used. Ask for a new one from your account page.",
+    "account_link": "Go to your account"
   }
 }
 
@@ -883,7 +942,8 @@ h1 {
     "current_password": "Contraseña actual",
     "submit": "Cambiar la contraseña",
     "members_link": "Volver al área de miembros",
-    "logout": "Cerrar sesión"
+    "logout": "Cerrar sesión",
+    "settings_link": "Todos los ajustes de la cuenta"
   },
   "account_done": {
     "title": "Tu contraseña se ha cambiado",
@@ -961,6 +1021,13 @@ h1 {
       "action": "Configurar mi cuenta",
       "expiry": "Este enlace funciona una sola vez y caduca en",
       "ignore": "Si no esperabas este correo, puedes ignorarlo."
+    },
+    "confirm_email": {
+      "subject": "Confirma tu nueva dirección de correo",
+      "intro": "Sigue este enlace para que esta sea la dirección de tu cuenta:",
+      "action": "Confirmar mi nueva dirección",
+      "expiry": "El enlace funciona una sola vez y caduca en 24 horas.",
+      "ignore": "Si no lo pediste, ignora este correo. Tu cuenta no cambiará."
     }
   },
   "errors": {
@@ -1251,6 +1318,48 @@ h1 {
       "staff_2fa_reset": "Segundo factor restablecido; se envió un nuevo enlace de inscripción.",
       "code_refused": "Ese código no es el que muestra tu aplicación ahora."
     }
+  },
+  "settings": {
+    "title": "Tu cuenta",
+    "intro": "Has iniciado sesión como",
+    "profile_title": "Perfil",
+    "name": "Nombre",
+    "language": "Idioma de los correos",
+    "language_hint": "Los correos que te enviamos llegan en este idioma.",
+    "profile_submit": "Guardar perfil",
+    "email_title": "Correo electrónico",
+    "email_intro": "Enviaremos un enlace a la nueva dirección. Tu dirección solo cambia cuando lo sigas.",
+    "new_email": "Nueva dirección de correo",
+    "email_submit": "Enviar enlace de confirmación",
+    "access_title": "Tus accesos",
+    "since": "desde el",
+    "no_access": "Ahora mismo no tienes acceso a ninguna membresía.",
+    "devices_title": "Dónde has iniciado sesión",
+    "on": "en",
+    "this_device": "este dispositivo",
+    "last_seen": "última actividad",
+    "unknown_browser": "Un navegador",
+    "sessions_submit": "Cerrar sesión en otros dispositivos",
+    "messages": {
+      "profile_saved": "Se guardó tu perfil.",
+      "profile_invalid": "Ese nombre no se puede usar. Usa 200 caracteres como máximo.",
+      "email_sent": "Enviamos un enlace de confirmación a la nueva dirección. Síguelo en 24 horas para terminar el cambio.",
+      "email_invalid": "Introduce una dirección de correo válida.",
+      "email_taken": "Esa dirección no se puede usar para esta cuenta.",
+      "email_same": "Esa ya es tu dirección.",
+      "wrong_current": "Tu contraseña actual no es correcta.",
+      "sessions_ended": "Cerraste la sesión en todos los demás sitios. Este dispositivo sigue conectado."
+    }
+  },
+  "confirm_email": {
+    "title": "Confirma tu nueva dirección de correo",
+    "confirm_intro": "Cambiar la dirección de correo de tu cuenta a",
+    "submit": "Confirmar la nueva dirección",
+    "done": "Tu dirección de correo ahora es",
+    "done_next": "Inicia sesión con tu nueva dirección. Se cerró tu sesión en todos los dispositivos.",
+    "login": "Iniciar sesión",
+    "expired": "Este enlace de confirmación caducó o ya se usó. Pide uno nuevo desde tu cuenta.",
+    "account_link": "Ir a tu cuenta"
   }
 }
 
@@ -1309,7 +1418,8 @@ h1 {
     "current_password": "Mot de passe actuel",
     "submit": "Modifier le mot de passe",
     "members_link": "Retour à l’espace membres",
-    "logout": "Se déconnecter"
+    "logout": "Se déconnecter",
+    "settings_link": "Tous les réglages du compte"
   },
   "account_done": {
     "title": "Votre mot de passe a été modifié",
@@ -1387,6 +1497,13 @@ h1 {
       "action": "Configurer mon compte",
       "expiry": "Ce lien ne fonctionne qu'une fois et expire dans",
       "ignore": "Si vous ne vous attendiez pas à cet e-mail, vous pouvez l'ignorer."
+    },
+    "confirm_email": {
+      "subject": "Confirmez votre nouvelle adresse e-mail",
+      "intro": "Suivez ce lien pour faire de cette adresse celle de votre compte :",
+      "action": "Confirmer ma nouvelle adresse",
+      "expiry": "Le lien ne sert qu'une fois et expire dans 24 heures.",
+      "ignore": "Si vous n'avez rien demandé, ignorez cet e-mail. Votre compte ne changera pas."
     }
   },
   "errors": {
@@ -1677,6 +1794,48 @@ h1 {
       "staff_2fa_reset": "Second facteur réinitialisé ; un nouveau lien d'inscription a été envoyé.",
       "code_refused": "Ce code n'est pas celui qu'affiche votre application."
     }
+  },
+  "settings": {
+    "title": "Votre compte",
+    "intro": "Vous êtes connecté en tant que",
+    "profile_title": "Profil",
+    "name": "Nom",
+    "language": "Langue des e-mails",
+    "language_hint": "Les e-mails que nous vous envoyons sont rédigés dans cette langue.",
+    "profile_submit": "Enregistrer le profil",
+    "email_title": "Adresse e-mail",
+    "email_intro": "Nous enverrons un lien à la nouvelle adresse. Votre adresse ne change qu'une fois ce lien suivi.",
+    "new_email": "Nouvelle adresse e-mail",
+    "email_submit": "Envoyer le lien de confirmation",
+    "access_title": "Vos accès",
+    "since": "depuis le",
+    "no_access": "Vous n'avez accès à aucune formule pour le moment.",
+    "devices_title": "Appareils connectés",
+    "on": "sur",
+    "this_device": "cet appareil",
+    "last_seen": "dernière activité",
+    "unknown_browser": "Un navigateur",
+    "sessions_submit": "Déconnecter les autres appareils",
+    "messages": {
+      "profile_saved": "Votre profil a été enregistré.",
+      "profile_invalid": "Ce nom ne peut pas être utilisé. 200 caractères au plus.",
+      "email_sent": "Nous avons envoyé un lien de confirmation à la nouvelle adresse. Suivez-le dans les 24 heures pour terminer le changement.",
+      "email_invalid": "Saisissez une adresse e-mail valide.",
+      "email_taken": "Cette adresse ne peut pas être utilisée pour ce compte.",
+      "email_same": "C'est déjà votre adresse.",
+      "wrong_current": "Votre mot de passe actuel est incorrect.",
+      "sessions_ended": "Vous êtes déconnecté partout ailleurs. Cet appareil reste connecté."
+    }
+  },
+  "confirm_email": {
+    "title": "Confirmez votre nouvelle adresse e-mail",
+    "confirm_intro": "Remplacer l'adresse e-mail de votre compte par",
+    "submit": "Confirmer la nouvelle adresse",
+    "done": "Votre adresse e-mail est désormais",
+    "done_next": "Connectez-vous avec votre nouvelle adresse. Vous avez été déconnecté de tous vos appareils.",
+    "login": "Se connecter",
+    "expired": "Ce lien de confirmation a expiré ou a déjà servi. Demandez-en un nouveau depuis votre compte.",
+    "account_link": "Aller à votre compte"
   }
 }
 
@@ -2138,6 +2297,44 @@ members-only pages and files in the site's <code>members/</code> folder.</p>
 {{/step_up}}
 
 """#),
+        ("templates/email/confirm-email.html", #"""
+{{! Sent to the NEW address a customer gave on their account page. }}
+{{#t.email.confirm_email}}{{> header}}{{/t.email.confirm_email}}
+<p style="margin:0 0 16px 0;">{{t.email.greeting}}{{#name}} {{name}}{{/name}},</p>
+<p style="margin:0 0 16px 0;">{{t.email.confirm_email.intro}} <strong>{{new_email}}</strong>.</p>
+<table role="presentation" cellpadding="0" cellspacing="0" border="0" style="margin:28px 0;">
+<tr>
+<td align="center" bgcolor="{{primary_color}}" style="border-radius:8px;background-color:{{primary_color}};">
+<a href="{{link}}" target="_blank" style="display:inline-block;padding:14px 28px;font-family:-apple-system,BlinkMacSystemFont,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;font-size:16px;font-weight:600;line-height:20px;color:{{primary_text_color}};text-decoration:none;border-radius:8px;">{{t.email.confirm_email.action}}</a>
+</td>
+</tr>
+</table>
+<p style="margin:0 0 16px 0;">{{t.email.confirm_email.expiry}}</p>
+<p style="margin:0 0 16px 0;">{{t.email.confirm_email.ignore}}</p>
+<p style="margin:24px 0 0 0;font-size:13px;line-height:1.5;color:#4b5563;">{{t.email.link_fallback}}<br><a href="{{link}}" style="color:#1f2937;text-decoration:underline;word-break:break-all;">{{link}}</a></p>
+{{> footer}}
+
+"""#),
+        ("templates/email/confirm-email.txt", #"""
+{{{t.email.greeting}}}{{#name}} {{{name}}}{{/name}},
+
+{{{t.email.confirm_email.intro}}} {{{new_email}}}.
+
+{{{t.email.open_link}}}
+{{{link}}}
+
+{{{t.email.confirm_email.expiry}}}
+{{{t.email.confirm_email.ignore}}}
+
+{{{t.email.signature}}}
+{{{site_name}}}
+
+{{{t.email.footer_automated}}} {{{site_name}}}.
+{{{base_url}}}
+{{#support_email}}{{{t.common.support}}} {{{support_email}}}
+{{/support_email}}
+
+"""#),
         ("templates/email/email-changed.html", #"""
 {{! Sent to the OLD address when an admin changes a person's email. }}
 {{#t.email.email_changed}}{{> header}}{{/t.email.email_changed}}
@@ -2436,11 +2633,35 @@ members-only pages and files in the site's <code>members/</code> folder.</p>
 </form>
 <div class="lk-actions">
 <a href="{{members}}">{{t.account.members_link}}</a>
+<a href="{{cgi}}account?lang={{lang}}">{{t.account.settings_link}}</a>
 <form method="post" action="{{cgi}}logout">
 <input type="hidden" name="locale" value="{{lang}}">
 <button class="lk-button lk-button-secondary lk-button-small" type="submit">{{t.account.logout}}</button>
 </form>
 </div>
+{{> foot}}
+
+"""#),
+        ("templates/pages/confirm-email.html", #"""
+{{#t.confirm_email}}{{> head}}{{/t.confirm_email}}
+<h1>{{t.confirm_email.title}}</h1>
+{{#is_confirm}}
+<p class="lk-lead">{{t.confirm_email.confirm_intro}} <strong>{{new_email}}</strong></p>
+<form class="lk-form" method="post" action="{{cgi}}confirm-email">
+<input type="hidden" name="token" value="{{token}}">
+<input type="hidden" name="locale" value="{{lang}}">
+<button class="lk-button" type="submit">{{t.confirm_email.submit}}</button>
+</form>
+{{/is_confirm}}
+{{#is_done}}
+<div class="lk-message lk-message-success" role="status">{{t.confirm_email.done}} <strong>{{new_email}}</strong></div>
+<p class="lk-lead">{{t.confirm_email.done_next}}</p>
+<a class="lk-button" href="{{home}}login.html">{{t.confirm_email.login}}</a>
+{{/is_done}}
+{{#is_expired}}
+<div class="lk-message lk-message-error" role="alert">{{t.confirm_email.expired}}</div>
+<a class="lk-button" href="{{cgi}}account">{{t.confirm_email.account_link}}</a>
+{{/is_expired}}
 {{> foot}}
 
 """#),
@@ -2545,6 +2766,102 @@ members-only pages and files in the site's <code>members/</code> folder.</p>
 <button class="lk-button" type="submit">{{t.reset.submit}}</button>
 </form>
 <p class="lk-alt"><a href="{{home}}login.html">{{t.common.back_to_login}}</a></p>
+{{> foot}}
+
+"""#),
+        ("templates/pages/settings.html", #"""
+{{#t.settings}}{{> head}}{{/t.settings}}
+<h1>{{t.settings.title}}</h1>
+<p class="lk-intro">{{t.settings.intro}} <strong>{{person.email}}</strong></p>
+{{> message}}
+
+<section class="lk-section" aria-labelledby="profile-title">
+<h2 id="profile-title">{{t.settings.profile_title}}</h2>
+<form class="lk-form" method="post" action="{{cgi}}account">
+<input type="hidden" name="action" value="profile">
+<input type="hidden" name="locale" value="{{lang}}">
+<div class="lk-field">
+<label for="name">{{t.settings.name}}</label>
+<input id="name" name="name" type="text" autocomplete="name" maxlength="200" value="{{person.name}}">
+</div>
+<div class="lk-field">
+<label for="language">{{t.settings.language}}</label>
+<select id="language" name="language">
+{{#languages}}<option value="{{code}}"{{#selected}} selected{{/selected}}>{{name}}</option>
+{{/languages}}</select>
+<p class="lk-hint">{{t.settings.language_hint}}</p>
+</div>
+<button class="lk-button" type="submit">{{t.settings.profile_submit}}</button>
+</form>
+</section>
+
+<section class="lk-section" aria-labelledby="email-title">
+<h2 id="email-title">{{t.settings.email_title}}</h2>
+<p>{{t.settings.email_intro}}</p>
+<form class="lk-form" method="post" action="{{cgi}}account">
+<input type="hidden" name="action" value="email">
+<input type="hidden" name="locale" value="{{lang}}">
+<div class="lk-field">
+<label for="new_email">{{t.settings.new_email}}</label>
+<input id="new_email" name="new_email" type="email" autocomplete="email" required maxlength="254">
+</div>
+<div class="lk-field">
+<label for="email_current_password">{{t.account.current_password}}</label>
+<input id="email_current_password" name="current_password" type="password" autocomplete="current-password" required>
+</div>
+<button class="lk-button" type="submit">{{t.settings.email_submit}}</button>
+</form>
+</section>
+
+<section class="lk-section" aria-labelledby="password-title">
+<h2 id="password-title">{{t.account.title}}</h2>
+<form class="lk-form" method="post" action="{{cgi}}account">
+<input type="hidden" name="action" value="password">
+<input type="hidden" name="locale" value="{{lang}}">
+<div class="lk-field">
+<label for="current_password">{{t.account.current_password}}</label>
+<input id="current_password" name="current_password" type="password" autocomplete="current-password" required>
+</div>
+<div class="lk-field">
+<label for="new_password">{{t.common.new_password}}</label>
+<input id="new_password" name="new_password" type="password" autocomplete="new-password" minlength="8" maxlength="128" required aria-describedby="new_password-hint">
+<p class="lk-hint" id="new_password-hint">{{t.common.password_hint}}</p>
+</div>
+<div class="lk-field">
+<label for="confirm_password">{{t.common.confirm_password}}</label>
+<input id="confirm_password" name="confirm_password" type="password" autocomplete="new-password" minlength="8" maxlength="128" required>
+</div>
+<button class="lk-button" type="submit">{{t.account.submit}}</button>
+</form>
+</section>
+
+<section class="lk-section" aria-labelledby="access-title">
+<h2 id="access-title">{{t.settings.access_title}}</h2>
+{{#has_access}}<ul class="lk-list" id="access">
+{{#grants}}<li>{{name}} <span class="lk-hint">{{t.settings.since}} {{since}}</span></li>
+{{/grants}}</ul>{{/has_access}}
+{{^has_access}}<p id="access">{{t.settings.no_access}}</p>{{/has_access}}
+</section>
+
+<section class="lk-section" aria-labelledby="devices-title">
+<h2 id="devices-title">{{t.settings.devices_title}}</h2>
+<ul class="lk-list" id="devices">
+{{#devices}}<li>{{#browser}}{{browser}}{{/browser}}{{^browser}}{{t.settings.unknown_browser}}{{/browser}}{{#system}} {{t.settings.on}} {{system}}{{/system}}{{#this_one}} <strong>({{t.settings.this_device}})</strong>{{/this_one}}<br><span class="lk-hint">{{address}} · {{t.settings.last_seen}} {{last_seen}}</span></li>
+{{/devices}}</ul>
+{{#other_devices}}<form method="post" action="{{cgi}}account">
+<input type="hidden" name="action" value="sessions">
+<input type="hidden" name="locale" value="{{lang}}">
+<button class="lk-button lk-button-secondary" type="submit">{{t.settings.sessions_submit}}</button>
+</form>{{/other_devices}}
+</section>
+
+<div class="lk-actions">
+<a href="{{members}}">{{t.account.members_link}}</a>
+<form method="post" action="{{cgi}}logout">
+<input type="hidden" name="locale" value="{{lang}}">
+<button class="lk-button lk-button-secondary lk-button-small" type="submit">{{t.account.logout}}</button>
+</form>
+</div>
 {{> foot}}
 
 """#),

@@ -49,7 +49,7 @@ enum DoctorCommand {
         check(FileManager.default.fileExists(atPath: output + "/login.html"), "pages are built", "no pages in \(output)", fix: "latchkey build")
 
         let cgiDir = (try? WebserverCommand.cgiDir(invocation.arguments.options["cgi-dir"])) ?? ""
-        for name in ["login", "logout", "forgot", "reset", "account", "session", "members", "admin", "api", "stripe"] {
+        for name in ["login", "logout", "forgot", "reset", "account", "session", "members", "admin", "api", "stripe", "confirm-email"] {
             let path = cgiDir + "/" + name
             check(!cgiDir.isEmpty && access(path, X_OK) == 0, "CGI \(name) is executable", "the CGI executable \(path.isEmpty ? name : path) is missing or not executable",
                   fix: cgiDir.isEmpty ? "make build, then pass --cgi-dir DIR" : "make build (it installs the CGIs into \(cgiDir))")

@@ -60,7 +60,7 @@ struct NginxConfig {
         body += [
             "",
             "# The CGI endpoints, through fcgiwrap. LATCHKEY_CONFIG tells them where the site is.",
-            "location ~ ^\(cgi)(login|logout|forgot|reset|account|session|stripe)$ {",
+            "location ~ ^\(cgi)(login|logout|forgot|reset|account|session|stripe|confirm-email)$ {",
             "    include /etc/nginx/fastcgi_params;",
             "    fastcgi_param SCRIPT_FILENAME \(layout.cgiDir)/$1;",
             "    fastcgi_param SCRIPT_NAME \(cgi)$1;",

@@ -63,7 +63,8 @@ struct WebLayout {
     func loginPage(message: String? = nil) -> String {
         SitePages.path("login", message: message, locale: config.defaultLocale, config: config)
     }
-    var accountPage: String { SitePages.path("account", locale: config.defaultLocale, config: config) }
+    /// The account settings page, where `/.well-known/change-password` leads.
+    var accountPage: String { config.cgiPrefix + "account" }
 
     /// The headers every static page gets; the CGIs send their own.
     static let staticHeaders: [(String, String)] = [

@@ -1,6 +1,7 @@
 import Glibc
 import LatchkeyAccounts
 import LatchkeyCore
+import LatchkeyMail
 import LatchkeyStore
 
 /// The CGI pipeline: environment → request → handler → store/mail → response → after-work.
@@ -13,6 +14,7 @@ public enum CGIApp {
         case "login": LoginEndpoint.handle
         case "logout": LogoutEndpoint.handle
         case "account": AccountEndpoint.handle
+        case "confirm-email": ConfirmEmailEndpoint.handle
         case "session": SessionEndpoint.handle
         case "members": MembersEndpoint.handle
         case "admin": AdminEndpoint.handle
@@ -97,7 +99,11 @@ public enum CGIApp {
                 close(lock)
                 return
             }
-            exit(queue.drain(lock: lock, config: config, linger: 100, report: report) == 0 ? 0 : 1)
+            let failures = queue.drain(lock: lock, config: config, linger: 100, report: report)
+            // Events are sent once the queue is empty and its lock given up, so a new request's
+            // mail gets a drainer of its own and never waits behind a slow receiver.
+            WebhookSender.sendAll(config: config, report: report)
+            exit(failures == 0 ? 0 : 1)
         } catch {
             report("cannot fork (\(error)); draining inline")
             queue.drain(lock: lock, config: config, report: report)

@@ -6,6 +6,8 @@ public enum EmailKind: String, CaseIterable, Sendable {
     case passwordChanged = "password-changed"
     case temporaryPassword = "temporary-password"
     case emailChanged = "email-changed"
+    /// To the new address a customer gave on their account page: the link that confirms it.
+    case confirmEmail = "confirm-email"
     /// To a new staff member (or one whose second factor was reset): the enrolment link.
     case staffEnrolment = "staff-enrolment"
 

@@ -48,12 +48,14 @@ extension SiteConfig {
 
         let stripe = try root.object("stripe")
         try stripe.allow(["webhook_secret", "offers", "revoke_on_refund", "api_key", "api_base", "tolerance"])
-        config.stripe.webhookSecret = try stripe.string("webhook_secret", default: "") { $0.isEmpty || ($0.hasPrefix("whsec_") && $0.count > 10) }
-            reason: { "must be the endpoint's signing secret, whsec_…" }
+        config.stripe.webhookSecret = try secret(stripe, "webhook_secret", "must be the endpoint's signing secret, whsec_…") {
+            $0.isEmpty || ($0.hasPrefix("whsec_") && $0.count > 10)
+        }
         config.stripe.offers = try stripe.stringMap("offers")
         config.stripe.revokeOnRefund = try stripe.bool("revoke_on_refund", default: false)
-        config.stripe.apiKey = try stripe.string("api_key", default: "") { $0.isEmpty || $0.hasPrefix("sk_") || $0.hasPrefix("rk_") }
-            reason: { "must be a Stripe secret or restricted key (sk_… or rk_…)" }
+        config.stripe.apiKey = try secret(stripe, "api_key", "must be a Stripe secret or restricted key (sk_… or rk_…)") {
+            $0.isEmpty || (($0.hasPrefix("sk_") || $0.hasPrefix("rk_")) && $0.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") })
+        }
         config.stripe.apiBase = try stripe.string("api_base", default: config.stripe.apiBase) { isAllowedWebhookURL($0) }
             reason: { "must be an https:// URL (or http:// to this machine)" }
         config.stripe.tolerance = try stripe.span("tolerance", default: config.stripe.tolerance)
@@ -62,8 +64,9 @@ extension SiteConfig {
             try entry.allow(["url", "secret", "events"])
             let url = try entry.string("url", default: "", nonEmpty: true) { isAllowedWebhookURL($0) }
                 reason: { "must be an https:// URL, or http:// to 127.0.0.1, [::1] or localhost" }
-            let secret = try entry.string("secret", default: "", nonEmpty: true) { WebhookSignature.key(secret: $0) != nil }
-                reason: { "must be whsec_ followed by base64 (at least 16 bytes); latchkey webhook secret makes one" }
+            let secret = try secret(entry, "secret", "must be whsec_ followed by base64 (at least 16 bytes); latchkey webhook secret makes one") {
+                WebhookSignature.key(secret: $0) != nil
+            }
             let events = try entry.strings("events", default: [])
             if let unknown = events.first(where: { !eventTypes.contains($0) }) {
                 throw entry.error("events", "'\(unknown)' is not an event (known: \(eventTypes.joined(separator: ", ")))")
@@ -72,11 +75,22 @@ extension SiteConfig {
         }
     }
 
+    /// A secret's value, checked by `valid`; an error never repeats it (config errors reach logs).
+    static func secret(_ reader: ConfigReader, _ key: String, _ reason: String, valid: (String) -> Bool) throws -> String {
+        let value = try reader.string(key, default: "")
+        guard valid(value) else { throw reader.error(key, reason + " (the value is not shown)") }
+        return value
+    }
+
     /// Only `https://` URLs, or `http://` to the loopback interface: a webhook carries personal data.
     public static func isAllowedWebhookURL(_ url: String) -> Bool {
-        guard !url.hasControlCharacters, !url.includes(" ") else { return false }
-        if url.hasPrefix("https://") { return url.count > 8 }
-        guard url.hasPrefix("http://") else { return false }
+        guard !url.hasControlCharacters, !url.includes(" "), !url.includes("\\") else { return false }
+        let scheme = url.hasPrefix("https://") ? 8 : url.hasPrefix("http://") ? 7 : 0
+        guard scheme > 0 else { return false }
+        // No user-info: in `http://127.0.0.1:80@example.com/` the host is example.com.
+        let authority = url.dropFirst(scheme).prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        guard !authority.isEmpty, !authority.includes("@") else { return false }
+        if scheme == 8 { return true }
         let rest = url.dropFirst(7)
         let host = rest.hasPrefix("[") ? String(rest.prefix { $0 != "]" }) + "]" : String(rest.prefix { $0 != ":" && $0 != "/" })
         let after = rest.dropFirst(host.count)

@@ -27,6 +27,8 @@ public struct SiteKey: Sendable {
         case apiKeyHash = 9
         /// Encryption of the answers kept for `Idempotency-Key` replays (one may hold a link).
         case apiSeal = 10
+        /// Keyed hash of email-change confirmation tokens.
+        case emailChangeHash = 11
     }
 
     private let master: [UInt8]

@@ -40,6 +40,15 @@ public final class Mailer {
         return made
     }
 
+    /// Reads the string tables and parses `kinds`' templates now (by rendering each once), so a
+    /// transaction that queues one holds the database's write lock only for the render itself,
+    /// not for reading files in a process that has just started.
+    public func prepare(_ kinds: [EmailKind]) throws {
+        let (renderer, _) = try renderer()
+        let table = try table(config.defaultLocale)
+        for kind in kinds { _ = try renderer.render(kind, table: table, values: renderer.sample(table: table)) }
+    }
+
     /// The string table for language `code` (the default one when the site does not speak it).
     public func table(_ code: String) throws -> LocaleTable {
         SiteSource.table(code, in: try renderer().1)

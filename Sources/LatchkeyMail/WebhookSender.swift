@@ -32,6 +32,29 @@ public struct WebhookSender {
         self.db = db
     }
 
+    /// Sends every due delivery of the site, over and over until none is due, then lets go; one
+    /// process at a time does this (a lock in the queue folder). Another process that recorded
+    /// an event while the lock was held finds it gone or finds nothing due: the holder looks
+    /// once more after letting go. Errors go to `report`; what fails stays recorded.
+    public static func sendAll(config: SiteConfig, report: (String) -> Void) {
+        guard !config.webhooks.isEmpty else { return }
+        let folder = Path.parent(of: config.resolve(config.database)) + "/queue"
+        let lock = open(folder + "/.webhooks.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard lock >= 0 else { return }
+        defer { close(lock) }
+        do {
+            let db = try Database.open(path: config.resolve(config.database))
+            let sender = WebhookSender(config: config, db: db)
+            while flock(lock, LOCK_EX | LOCK_NB) == 0 {
+                while try sender.deliverDue(now: Clock.now()) != (0, 0) {}
+                flock(lock, LOCK_UN)
+                guard try !db.dueWebhooks(now: Clock.now(), staleAfter: staleAfter).isEmpty else { return }
+            }
+        } catch {
+            report("webhooks not sent: \(error) (latchkey mail deliver sends them)")
+        }
+    }
+
     /// Sends every delivery that is due; returns how many were acknowledged and how many failed.
     @discardableResult
     public func deliverDue(now: Int64) throws -> (sent: Int, failed: Int) {

@@ -34,11 +34,14 @@ public struct EmailRenderer {
     /// Renders every kind with sample values, so a broken email template fails the build
     /// instead of the first customer who needs it.
     public func validate(table: LocaleTable) throws {
-        let sample: [String: TemplateValue] = [
-            "name": "Ada", "email": "ada@example.com", "new_email": "ada@example.org",
-            "link": .string(context.config.absoluteURL("cgi-bin/reset?token=sample")),
-            "expires": .string(PageContext.words(for: context.config.reset.linkLifetime, table: table)),
-        ]
-        for kind in EmailKind.allCases { _ = try render(kind, table: table, values: sample) }
+        for kind in EmailKind.allCases { _ = try render(kind, table: table, values: sample(table: table)) }
+    }
+
+    /// Values every template can be rendered with: for checking them, and for reading and
+    /// parsing them ahead of a transaction (`Mailer.prepare`).
+    public func sample(table: LocaleTable) -> [String: TemplateValue] {
+        ["name": "Ada", "email": "ada@example.com", "new_email": "ada@example.org",
+         "link": .string(context.config.absoluteURL("cgi-bin/reset?token=sample")),
+         "expires": .string(PageContext.words(for: context.config.reset.linkLifetime, table: table))]
     }
 }

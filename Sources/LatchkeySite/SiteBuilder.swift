@@ -56,7 +56,8 @@ public struct SiteBuilder {
                     report.files += 1
                 }
             }
-            let account = SitePages.path("account", locale: config.defaultLocale, config: config)
+            // Password managers' change-password link leads to the account settings page.
+            let account = config.cgiPrefix + "account"
             try write(SiteBuilder.redirectPage(to: account), to: staging + "/.well-known/change-password/index.html")
             report.files += 1
         }

@@ -264,6 +264,20 @@ public enum Migrations {
             disabled_at INTEGER NOT NULL
         ) STRICT;
         """),
+        ("0006-email-change", """
+        -- A customer's change of address waits here until the link sent to the new address is
+        -- followed. Only a keyed hash of the link's token is kept.
+        CREATE TABLE email_change (
+            id INTEGER PRIMARY KEY,
+            person_id INTEGER NOT NULL REFERENCES person (id) ON DELETE CASCADE,
+            new_email TEXT NOT NULL,
+            token_hash BLOB NOT NULL UNIQUE,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            used_at INTEGER
+        ) STRICT;
+        CREATE INDEX email_change_person ON email_change (person_id);
+        """),
     ]
 }
 

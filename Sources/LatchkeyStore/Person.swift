@@ -73,11 +73,15 @@ extension Database {
         try query("SELECT * FROM person WHERE id = ?", [.int(id)]).first.map(Person.init)
     }
 
-    /// Adds a person; fails if the address is taken.
-    public func insertPerson(email: String, name: String, kind: String, locale: String = "", now: Int64) throws -> Person {
+    /// Adds a person; fails if the address is taken. Ids are never reused: one above both the
+    /// highest on file and the highest ever erased (a late `person.deleted` must never name
+    /// someone new, and the audit trail of an erased id must not become another's).
+    public func insertPerson(email: String, name: String, kind: String, locale: String = "", externalID: String? = nil, now: Int64) throws -> Person {
         try execute("""
-            INSERT INTO person (email, name, locale, kind, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-            """, [.text(Person.normalize(email)), .text(name), .text(locale), .text(kind), .int(now), .int(now)])
+            INSERT INTO person (id, email, name, locale, kind, external_id, created_at, updated_at) VALUES (
+              max(coalesce((SELECT max(id) FROM person), 0), coalesce((SELECT CAST(value AS INTEGER) FROM setting WHERE name = 'person.erased_max_id'), 0)) + 1,
+              ?, ?, ?, ?, ?, ?, ?)
+            """, [.text(Person.normalize(email)), .text(name), .text(locale), .text(kind), externalID.map { .text($0) } ?? .null, .int(now), .int(now)])
         let person = try person(id: lastInsertID)!
         try recordEvent("person.created", data: person.eventData.merging(["kind": .string(kind)]) { $1 }, now: now)
         return person

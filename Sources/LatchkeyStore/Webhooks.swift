@@ -139,7 +139,12 @@ extension Database {
             if disabled {
                 try execute("INSERT OR IGNORE INTO webhook_endpoint_disabled (url, disabled_at) VALUES (?, ?)", [.text(url), .int(now)])
                 let changed = changes == 1
-                try execute("UPDATE webhook_delivery SET next_attempt_at = NULL WHERE url = ? AND status IN ('queued', 'failed')", [.text(url)])
+                // What was waiting for it is failed now, listed by `webhook log --failed` for a retry by hand.
+                try execute("""
+                    UPDATE webhook_delivery SET status = 'failed', next_attempt_at = NULL,
+                      last_error = CASE WHEN last_error = '' THEN 'endpoint disabled (it answered 410 Gone); webhook retry sends it' ELSE last_error END
+                    WHERE url = ? AND status IN ('queued', 'failed')
+                    """, [.text(url)])
                 return changed
             }
             try execute("DELETE FROM webhook_endpoint_disabled WHERE url = ?", [.text(url)])

@@ -52,7 +52,9 @@ import Testing
         for url in ["https://hooks.example.com/latchkey", "http://127.0.0.1:9000/in", "http://localhost/x", "http://[::1]:8080/"] {
             #expect(SiteConfig.isAllowedWebhookURL(url), "\(url)")
         }
-        for url in ["http://example.com/", "http://127.0.0.1.example.com/", "ftp://127.0.0.1/", "http://10.0.0.1/", "https://", "http://localhost.evil/"] {
+        for url in ["http://example.com/", "http://127.0.0.1.example.com/", "ftp://127.0.0.1/", "http://10.0.0.1/", "https://", "http://localhost.evil/",
+                    "http://127.0.0.1:8080@example.com/", "http://localhost:80@example.com/hook", "https://user@hooks.example.com/",
+                    "http://127.0.0.1\\@example.com/"] {
             #expect(!SiteConfig.isAllowedWebhookURL(url), "\(url)")
         }
     }
@@ -77,5 +79,22 @@ import Testing
         config.cgiPrefix = "/auth/"
         let document = try JSONValue.parse(Array(OpenAPIDocument.text(for: config).utf8))
         #expect(document["servers"]?.array?.first?["url"]?.string == "https://learn.example.com/auth/api")
+    }
+}
+
+/// The account page's device names, from real browsers' user agents.
+@Suite struct UserAgentTests {
+    @Test(arguments: [
+        ("Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:131.0) Gecko/20100101 Firefox/131.0", "Firefox", "Windows"),
+        ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36", "Chrome", "macOS"),
+        ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36 Edg/130.0.0.0", "Edge", "Windows"),
+        ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 Mobile/15E148 Safari/604.1", "Safari", "iOS"),
+        ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Mobile Safari/537.36", "Chrome", "Android"),
+        ("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0", "Firefox", "Linux"),
+        ("", "", ""),
+    ])
+    func browsersAndSystemsAreNamed(agent: String, browser: String, system: String) {
+        let described = UserAgent.describe(agent)
+        #expect(described.browser == browser && described.system == system)
     }
 }

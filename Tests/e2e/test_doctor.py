@@ -23,7 +23,7 @@ from lkserver import CGI_DIR, served_tempdir
 from servers import SERVER_KINDS, make_server
 
 WEB_USER = "www-data"
-CGIS = ("login", "logout", "forgot", "reset", "account", "session", "members", "admin", "api", "stripe")
+CGIS = ("login", "logout", "forgot", "reset", "account", "session", "members", "admin", "api", "stripe", "confirm-email")
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="planting ownership faults needs root")
 

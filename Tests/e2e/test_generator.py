@@ -94,10 +94,10 @@ def test_build_renders_outcome_variants_and_error_pages_in_every_locale(default_
     assert variant != plain and len(variant) > len(plain)
 
 
-def test_change_password_well_known_points_to_account_page(default_site):
+def test_change_password_well_known_points_to_the_account_settings_page(default_site):
     page = load(default_site.public / ".well-known" / "change-password" / "index.html")
     targets = {value for _, _, value in page.url_values()}
-    assert "/account.html" in targets, f"/.well-known/change-password does not lead to /account.html: {targets}"
+    assert "/cgi-bin/account" in targets, f"/.well-known/change-password does not lead to /cgi-bin/account: {targets}"
 
 
 # --- validity and self-containment ----------------------------------------------------------

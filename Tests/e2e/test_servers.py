@@ -261,10 +261,10 @@ def test_root_serves_the_login_page(srv):
     assert resp.status == 200 and 'name="password"' in resp.text, describe(srv, resp)
 
 
-def test_well_known_change_password_redirects_to_the_account_page(srv):
+def test_well_known_change_password_redirects_to_the_account_settings_page(srv):
     resp = srv.get("/.well-known/change-password")
     assert resp.status == 303, describe(srv, resp)
-    assert where(resp) in ("/account.html", srv.url + "/account.html"), where(resp)
+    assert where(resp) in ("/cgi-bin/account", srv.url + "/cgi-bin/account"), where(resp)
 
 
 def test_missing_page_answers_404(srv):

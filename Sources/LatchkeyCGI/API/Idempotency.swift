@@ -16,6 +16,8 @@ enum Idempotency {
         let services = call.services, db = services.db
         let hash = Sodium.keyedHash(APICall.fingerprint("POST", path, body), key: services.key.subkey(.apiSeal))
         let seal = services.key.subkey(.apiSeal)
+        // The work below runs inside one transaction; what it may mail is read and parsed first.
+        try services.mailer.prepare([.welcome, .reset])
         let outcome: Result<APIReply, APIProblem> = try db.write {
             if let kept = try db.idempotentAnswer(keyID: call.key.id, idempotencyKey: idempotencyKey, now: call.context.now) {
                 guard Sodium.constantTimeEqual(kept.requestHash, hash) else {

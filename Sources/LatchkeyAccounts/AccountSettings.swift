@@ -25,6 +25,8 @@ public enum AccountSettings {
         case taken = "email_taken"
         /// It is already theirs.
         case same = "email_same"
+        /// Too many requests (`throttle.forgot_per_address`, per person).
+        case throttled = "email_throttled"
     }
 
     /// How long a confirmation link works.
@@ -42,9 +44,9 @@ public enum AccountSettings {
         }
     }
 
-    /// Changes their name and the language their emails come in.
-    public static func updateProfile(_ person: Person, name: String, locale: String, remoteAddr: String, services: Services, now: Int64) throws {
-        let fields = Support.Fields(name: name.trimmed, locale: locale)
+    /// Changes their name and the language their emails come in; a field not given stays.
+    public static func updateProfile(_ person: Person, name: String?, locale: String?, remoteAddr: String, services: Services, now: Int64) throws {
+        let fields = Support.Fields(name: name?.trimmed, locale: locale)
         try Support.check(fields, config: services.config)
         _ = try services.db.write { try Support.update(person, fields, by: Support.Actor("web", remoteAddr: remoteAddr), db: services.db, now: now) }
     }
@@ -68,6 +70,12 @@ public enum AccountSettings {
                                           services: Services, now: Int64) throws -> Int64 {
         let address = Person.normalize(newEmail)
         guard Person.isPlausibleEmail(address) else { throw EmailRefusal.invalid }
+        // Every request counts, right password or not: each one mails a stranger's address.
+        let limited = try services.db.write {
+            try !services.db.throttleHit(scope: "email-change", key: String(person.id), limit: services.config.throttle.forgotPerAddress,
+                                         hashKey: services.key.subkey(.throttleHash), now: now)
+        }
+        guard !limited else { throw EmailRefusal.throttled }
         guard try Login.checkCurrentPassword(person, currentPassword, failure: "email.change-failed", remoteAddr: remoteAddr,
                                              services: services, now: now) else { throw EmailRefusal.wrongCurrent }
         guard address != person.email else { throw EmailRefusal.same }
@@ -94,20 +102,24 @@ public enum AccountSettings {
               let row = try services.db.query("""
                 SELECT person_id, new_email FROM email_change WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?
                 """, [.blob(hash(token, services)), .int(now)]).first,
-              let person = try services.db.person(id: row.int("person_id") ?? 0) else { return nil }
+              let person = try services.db.person(id: row.int("person_id") ?? 0), person.disabledAt == nil, person.isCustomer else { return nil }
         return (person, row.text("new_email") ?? "")
     }
 
     /// Follows a confirmation link: the address changes, links are voided, every session ends,
     /// and the old address is told. Returns the new address and the notice's mail id; nil when
     /// the link no longer works (or someone took the address meanwhile).
-    public static func confirmEmailChange(token: String, remoteAddr: String, services: Services, now: Int64) throws -> (email: String, mailID: Int64)? {
+    /// `session`, when it is theirs, stays logged in; every other one ends.
+    public static func confirmEmailChange(token: String, session: Sessions.Live?, remoteAddr: String, services: Services,
+                                          now: Int64) throws -> (email: String, mailID: Int64)? {
         guard let pending = try pendingChange(token: token, services: services, now: now) else { return nil }
         let db = services.db
         return try db.write {
             try db.execute("UPDATE email_change SET used_at = ? WHERE token_hash = ? AND used_at IS NULL", [.int(now), .blob(hash(token, services))])
             guard db.changes == 1, try db.person(email: pending.newEmail) == nil else { return nil }
-            let mailID = try People.changeEmail(pending.person, to: pending.newEmail, by: "web", remoteAddr: remoteAddr, services: services, now: now)
+            let keep = session.flatMap { $0.person.id == pending.person.id ? $0.sessionID : nil }
+            let mailID = try People.changeEmail(pending.person, to: pending.newEmail, by: "web", remoteAddr: remoteAddr, keeping: keep,
+                                                services: services, now: now)
             return (pending.newEmail, mailID)
         }
     }

@@ -5,13 +5,15 @@ import LatchkeyStore
 public enum People {
     /// Moves `person` to `newEmail`: voids links, ends sessions, and tells the old address.
     /// Returns the queued mail's id. Its own transaction (a savepoint inside another `write`).
-    public static func changeEmail(_ person: Person, to newEmail: String, by actor: String, remoteAddr: String = "", services: Services, now: Int64) throws -> Int64 {
+    /// `keeping` is a session of theirs that stays (the customer's own browser, confirming).
+    public static func changeEmail(_ person: Person, to newEmail: String, by actor: String, remoteAddr: String = "", keeping: Int64? = nil,
+                                   services: Services, now: Int64) throws -> Int64 {
         let db = services.db
         return try db.write {
             guard try db.person(email: newEmail) == nil else { throw AccessError("\(newEmail) already belongs to someone") }
             try db.execute("UPDATE person SET email = ?, updated_at = ? WHERE id = ?", [.text(Person.normalize(newEmail)), .int(now), .int(person.id)])
             try db.voidTokens(personID: person.id, now: now)
-            try db.execute("DELETE FROM session WHERE person_id = ?", [.int(person.id)])
+            try db.execute("DELETE FROM session WHERE person_id = ? AND id != ?", [.int(person.id), .int(keeping ?? -1)])
             try db.audit(AuditEvent(actor: actor, action: "email.changed", personID: person.id, subject: Person.normalize(newEmail),
                                     remoteAddr: remoteAddr, detail: "from \(person.email)"), now: now)
             return try services.mailer.queue(.emailChanged, to: person, recipient: person.email,

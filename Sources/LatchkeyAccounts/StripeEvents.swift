@@ -104,7 +104,9 @@ public enum StripeEvents {
 
         func grant(services: Services, now: Int64) throws -> Outcome {
             let db = services.db
-            guard Person.isPlausibleEmail(email) else { throw Failure(description: "the session has no usable customer_details.email", badEvent: true) }
+            guard Person.isPlausibleEmail(email) else {
+                return Outcome(summary: "no usable customer_details.email: nobody created (grant by hand: latchkey access grant EMAIL OFFER)", mailIDs: [])
+            }
             for slug in Set(offers) where try db.query("SELECT 1 FROM offer WHERE slug = ?", [.text(slug)]).isEmpty {
                 throw Failure(description: "offer '\(slug)' does not exist (latchkey offer add \(slug) --name NAME); Stripe will retry", badEvent: false)
             }
@@ -117,7 +119,9 @@ public enum StripeEvents {
             if let customer { try db.execute("INSERT OR IGNORE INTO stripe_customer (customer_id, person_id) VALUES (?, ?)", [.text(customer), .int(buyer.id)]) }
             var granted: [String] = []
             for slug in offers.uniqued() {
-                if try Access.grant(person: buyer, offer: slug, by: StripeEvents.actor.name, db: db, now: now) { granted.append(slug) }
+                // Only what this purchase granted is remembered: a refund never takes away a grant staff made.
+                guard try Access.grant(person: buyer, offer: slug, by: StripeEvents.actor.name, db: db, now: now) else { continue }
+                granted.append(slug)
                 for source in sources {
                     try db.execute("INSERT OR IGNORE INTO stripe_grant (source, person_id, offer) VALUES (?, ?, ?)", [.text(source), .int(buyer.id), .text(slug)])
                 }
@@ -141,9 +145,11 @@ public enum StripeEvents {
             var revoked: [String] = []
             for (personID, slug) in targets {
                 guard let person = try db.person(id: personID), !revoked.contains("\(slug) from \(person.email)") else { continue }
+                // Stripe takes away only what Stripe gave.
                 let active = try !db.query("""
-                    SELECT 1 FROM access_grant g JOIN offer o ON o.id = g.offer_id WHERE g.person_id = ? AND o.slug = ? AND g.revoked_at IS NULL
-                    """, [.int(personID), .text(slug)]).isEmpty
+                    SELECT 1 FROM access_grant g JOIN offer o ON o.id = g.offer_id
+                    WHERE g.person_id = ? AND o.slug = ? AND g.revoked_at IS NULL AND g.granted_by = ?
+                    """, [.int(personID), .text(slug), .text(StripeEvents.actor.name)]).isEmpty
                 guard active else { continue }
                 try Access.revoke(person: person, offer: slug, by: StripeEvents.actor.name, db: db, now: now)
                 revoked.append("\(slug) from \(person.email)")

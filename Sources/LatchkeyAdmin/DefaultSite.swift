@@ -872,7 +872,8 @@ h1 {
       "email_taken": "That address can't be used for this account.",
       "email_same": "That's already your address.",
       "wrong_current": "Your current password isn't right.",
-      "sessions_ended": "You're signed out everywhere else. This device stays logged in."
+      "sessions_ended": "You're signed out everywhere else. This device stays logged in.",
+      "email_throttled": "Too many address changes were asked for. Try again in an hour."
     }
   },
   "confirm_email": {
@@ -880,10 +881,11 @@ h1 {
     "confirm_intro": "Change your account's email address to",
     "submit": "Confirm the new address",
     "done": "Your email address is now",
-    "done_next": "Log in with your new address. You were signed out on every device.",
+    "done_next": "Log in with your new address. You were signed out on your other devices.",
     "login": "Log in",
     "expired": "This confirmation link has expired or was already used. Ask for a new one from your account page.",
-    "account_link": "Go to your account"
+    "account_link": "Go to your account",
+    "done_here": "Log in with your new address from now on. Every other device was signed out; this one stays logged in."
   }
 }
 
@@ -1348,7 +1350,8 @@ h1 {
       "email_taken": "Esa dirección no se puede usar para esta cuenta.",
       "email_same": "Esa ya es tu dirección.",
       "wrong_current": "Tu contraseña actual no es correcta.",
-      "sessions_ended": "Cerraste la sesión en todos los demás sitios. Este dispositivo sigue conectado."
+      "sessions_ended": "Cerraste la sesión en todos los demás sitios. Este dispositivo sigue conectado.",
+      "email_throttled": "Se pidieron demasiados cambios de dirección. Vuelve a intentarlo en una hora."
     }
   },
   "confirm_email": {
@@ -1356,10 +1359,11 @@ h1 {
     "confirm_intro": "Cambiar la dirección de correo de tu cuenta a",
     "submit": "Confirmar la nueva dirección",
     "done": "Tu dirección de correo ahora es",
-    "done_next": "Inicia sesión con tu nueva dirección. Se cerró tu sesión en todos los dispositivos.",
+    "done_next": "Inicia sesión con tu nueva dirección. Se cerró la sesión en tus otros dispositivos.",
     "login": "Iniciar sesión",
     "expired": "Este enlace de confirmación caducó o ya se usó. Pide uno nuevo desde tu cuenta.",
-    "account_link": "Ir a tu cuenta"
+    "account_link": "Ir a tu cuenta",
+    "done_here": "A partir de ahora, inicia sesión con tu nueva dirección. Se cerró la sesión en los demás dispositivos; este sigue conectado."
   }
 }
 
@@ -1824,7 +1828,8 @@ h1 {
       "email_taken": "Cette adresse ne peut pas être utilisée pour ce compte.",
       "email_same": "C'est déjà votre adresse.",
       "wrong_current": "Votre mot de passe actuel est incorrect.",
-      "sessions_ended": "Vous êtes déconnecté partout ailleurs. Cet appareil reste connecté."
+      "sessions_ended": "Vous êtes déconnecté partout ailleurs. Cet appareil reste connecté.",
+      "email_throttled": "Trop de changements d'adresse ont été demandés. Réessayez dans une heure."
     }
   },
   "confirm_email": {
@@ -1832,10 +1837,11 @@ h1 {
     "confirm_intro": "Remplacer l'adresse e-mail de votre compte par",
     "submit": "Confirmer la nouvelle adresse",
     "done": "Votre adresse e-mail est désormais",
-    "done_next": "Connectez-vous avec votre nouvelle adresse. Vous avez été déconnecté de tous vos appareils.",
+    "done_next": "Connectez-vous avec votre nouvelle adresse. Vos autres appareils ont été déconnectés.",
     "login": "Se connecter",
     "expired": "Ce lien de confirmation a expiré ou a déjà servi. Demandez-en un nouveau depuis votre compte.",
-    "account_link": "Aller à votre compte"
+    "account_link": "Aller à votre compte",
+    "done_here": "Connectez-vous désormais avec votre nouvelle adresse. Vos autres appareils ont été déconnectés ; celui-ci reste connecté."
   }
 }
 
@@ -2655,8 +2661,10 @@ members-only pages and files in the site's <code>members/</code> folder.</p>
 {{/is_confirm}}
 {{#is_done}}
 <div class="lk-message lk-message-success" role="status">{{t.confirm_email.done}} <strong>{{new_email}}</strong></div>
-<p class="lk-lead">{{t.confirm_email.done_next}}</p>
-<a class="lk-button" href="{{home}}login.html">{{t.confirm_email.login}}</a>
+{{#still_logged_in}}<p class="lk-lead">{{t.confirm_email.done_here}}</p>
+<a class="lk-button" href="{{cgi}}account?lang={{lang}}">{{t.confirm_email.account_link}}</a>{{/still_logged_in}}
+{{^still_logged_in}}<p class="lk-lead">{{t.confirm_email.done_next}}</p>
+<a class="lk-button" href="{{home}}login.html">{{t.confirm_email.login}}</a>{{/still_logged_in}}
 {{/is_done}}
 {{#is_expired}}
 <div class="lk-message lk-message-error" role="alert">{{t.confirm_email.expired}}</div>
@@ -2779,14 +2787,14 @@ members-only pages and files in the site's <code>members/</code> folder.</p>
 <h2 id="profile-title">{{t.settings.profile_title}}</h2>
 <form class="lk-form" method="post" action="{{cgi}}account">
 <input type="hidden" name="action" value="profile">
-<input type="hidden" name="locale" value="{{lang}}">
+<input type="hidden" name="lang" value="{{lang}}">
 <div class="lk-field">
 <label for="name">{{t.settings.name}}</label>
 <input id="name" name="name" type="text" autocomplete="name" maxlength="200" value="{{person.name}}">
 </div>
 <div class="lk-field">
-<label for="language">{{t.settings.language}}</label>
-<select id="language" name="language">
+<label for="locale">{{t.settings.language}}</label>
+<select id="locale" name="locale">
 {{#languages}}<option value="{{code}}"{{#selected}} selected{{/selected}}>{{name}}</option>
 {{/languages}}</select>
 <p class="lk-hint">{{t.settings.language_hint}}</p>

@@ -11,7 +11,8 @@ enum AccountEndpoint {
         if context.request.method == "GET" { return try AccountPage.show(context) }
         try context.request.requireSameOrigin(context.config)
         let form = try context.form()
-        let locale = context.locale(form["locale"])
+        // The page's language rides in `lang`; `locale` is the profile's field (SPEC §10).
+        let locale = context.locale(form["lang"] ?? form["locale"])
         guard let live = try SessionCookie.live(context) else {
             return Reply(.redirect(to: context.pageURL("account", message: "login_required", locale: locale)))
         }
@@ -21,12 +22,12 @@ enum AccountEndpoint {
             return try changePassword(form, live, locale, context)
         case "profile":
             do {
-                try AccountSettings.updateProfile(live.person, name: form["name"] ?? "", locale: form["language"] ?? "",
+                try AccountSettings.updateProfile(live.person, name: form["name"], locale: form["locale"],
                                                   remoteAddr: remote, services: services, now: context.now)
             } catch is Support.Invalid {
                 return AccountPage.back(context, "profile_invalid", locale)
             }
-            return AccountPage.back(context, "profile_saved", context.locale(form["language"]))
+            return AccountPage.back(context, "profile_saved", context.locale(form["locale"]))
         case "email":
             do {
                 let mailID = try AccountSettings.requestEmailChange(live.person, to: form["new_email"] ?? "", currentPassword: form["current_password"] ?? "",

@@ -8,7 +8,7 @@ import LatchkeyStore
 enum AccountPage {
     /// Messages the settings page shows, by key, and whether each is an error.
     static let messages: [String: Bool] = ["profile_saved": false, "profile_invalid": true, "email_sent": false, "email_invalid": true,
-                                           "email_taken": true, "email_same": true, "wrong_current": true, "sessions_ended": false]
+                                           "email_taken": true, "email_same": true, "email_throttled": true, "wrong_current": true, "sessions_ended": false]
 
     /// `GET account`: the settings of the person logged in; anyone else goes to log in and
     /// comes back here after.
@@ -53,7 +53,7 @@ enum AccountPage {
     static func render(_ name: String, _ values: [String: TemplateValue], locale: String, context: Context, status: Int = 200,
                        message: (key: String, isError: Bool)? = nil, link: (String) -> String, languages: ([LocaleTable], String) -> TemplateValue = { _, _ in .list([]) }) throws -> Reply {
         let config = context.config
-        let tables = try SiteSource.loadTables(config: config)
+        let tables = try SiteSource.loadTablesUnchecked(config: config)
         guard let table = tables.first(where: { $0.code == locale }) ?? tables.first else { throw HTTPError(500, "no locale tables") }
         guard case var .dict(shared) = PageContext(config: config, tables: tables, year: Clock.year(of: context.now)).page(name, table: table) else {
             throw HTTPError(500, "page context")

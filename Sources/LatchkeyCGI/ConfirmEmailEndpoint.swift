@@ -21,13 +21,14 @@ enum ConfirmEmailEndpoint {
         }
         try context.request.requireSameOrigin(context.config)
         let form = try context.form()
-        guard let done = try AccountSettings.confirmEmailChange(token: form["token"] ?? "", remoteAddr: context.request.remoteAddr,
+        let live = try SessionCookie.live(context)
+        guard let done = try AccountSettings.confirmEmailChange(token: form["token"] ?? "", session: live, remoteAddr: context.request.remoteAddr,
                                                                 services: services, now: context.now) else {
             return try page("expired", [:], context, locale: form["locale"], status: 410)
         }
-        var reply = try page("done", ["new_email": .string(done.email)], context, locale: form["locale"])
-        // Every session ended with the change, this browser's too.
-        reply.response.headers.append(SessionCookie.clear(context))
+        // Every other session ended with the change; this browser, if it was logged in as them, stays.
+        let staying = live.map { _ in true } ?? false
+        var reply = try page("done", ["new_email": .string(done.email), "still_logged_in": .bool(staying)], context, locale: form["locale"])
         reply.after = .deliver([done.mailID])
         return reply
     }

@@ -81,7 +81,10 @@ public struct WebhookSender {
         }
         let (status, error) = post(delivery, key: key, now: now)
         if let status, (200..<300).contains(status) {
-            try db.markWebhookSent(id: id, httpStatus: status, now: Clock.now())
+            // Once acknowledged it must never go again: a busy database gets three tries to record it.
+            for attempt in 1...3 {
+                do { try db.markWebhookSent(id: id, httpStatus: status, now: Clock.now()); break } catch where attempt < 3 { continue }
+            }
             if try db.setWebhookEndpointDisabled(delivery.url, false, now: now) {
                 try db.write { try db.audit(AuditEvent(actor: actor, action: "webhook.enabled", detail: delivery.url), now: now) }
             }
@@ -101,18 +104,17 @@ public struct WebhookSender {
     func post(_ delivery: WebhookDelivery, key: [UInt8], now: Int64) -> (Int?, String) {
         guard let curl = WebhookSender.curlPath else { return (nil, "curl is not installed (apt install curl)") }
         let body = Array(delivery.payload.utf8)
-        let arguments = [
-            "--silent", "--show-error", "--max-time", String(WebhookSender.timeout), "--proto", "=https,http",
-            "--output", "/dev/null", "--write-out", "%{stderr}\nlatchkey-status %{http_code}\n",
-            "--header", "Content-Type: application/json",
-            "--header", "User-Agent: Latchkey-Webhooks/1",
-            "--header", "webhook-id: " + delivery.messageID,
-            "--header", "webhook-timestamp: " + String(now),
-            "--header", "webhook-signature: " + WebhookSignature.sign(id: delivery.messageID, timestamp: now, body: body, key: key),
-            "--data-binary", "@-", "--", delivery.url,
-        ]
+        // The URL (often a secret itself), the headers and the body go in on standard input as
+        // curl's config, never on a command line other users can read.
+        let headers = ["Content-Type: application/json", "User-Agent: Latchkey-Webhooks/1", "webhook-id: " + delivery.messageID,
+                       "webhook-timestamp: " + String(now),
+                       "webhook-signature: " + WebhookSignature.sign(id: delivery.messageID, timestamp: now, body: body, key: key)]
+        let settings = (["url = " + WebhookSender.quoted(delivery.url), "data-binary = " + WebhookSender.quoted(delivery.payload)]
+            + headers.map { "header = " + WebhookSender.quoted($0) }).joined(separator: "\n") + "\n"
+        let arguments = ["--silent", "--show-error", "--max-time", String(WebhookSender.timeout), "--proto", "=https,http",
+                         "--output", "/dev/null", "--write-out", "%{stderr}\nlatchkey-status %{http_code}\n", "--config", "-"]
         do {
-            let outcome = try Subprocess.run(curl, arguments, input: body, timeout: WebhookSender.timeout + 5, environment: [:])
+            let outcome = try Subprocess.run(curl, arguments, input: Array(settings.utf8), timeout: WebhookSender.timeout + 5, environment: [:])
             var status: Int?, errors: [String] = []
             for line in outcome.stderr.split(separator: "\n") {
                 if line.hasPrefix("latchkey-status ") { status = Int(line.dropFirst(16)).flatMap { $0 == 0 ? nil : $0 } }
@@ -123,6 +125,17 @@ public struct WebhookSender {
         } catch {
             return (nil, "\(error)")
         }
+    }
+
+    /// `text` as a curl config string: in double quotes, with `\\` and `"` escaped (our
+    /// payloads and URLs hold no raw control characters; JSON escapes its own).
+    static func quoted(_ text: String) -> String {
+        var out = "\""
+        for character in text {
+            if character == "\\" || character == "\"" { out.append("\\") }
+            out.append(character)
+        }
+        return out + "\""
     }
 
     /// Where curl is.

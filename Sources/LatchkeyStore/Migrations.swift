@@ -196,12 +196,17 @@ public enum Migrations {
         ALTER TABLE person ADD COLUMN external_id TEXT;
         CREATE UNIQUE INDEX person_external_id ON person (external_id) WHERE external_id IS NOT NULL;
 
+        -- Every CGI parses the whole schema when it opens the database, so these tables are
+        -- kept few and lean: WITHOUT ROWID where the key is the table (no second index), and
+        -- no uniqueness the code does not need from the database.
+
         -- API keys: only a keyed hash of the key is kept, so the table cannot be used as keys.
+        -- Scopes are comma-separated; a revoked key's name is freed by renaming it.
         CREATE TABLE api_key (
             id INTEGER PRIMARY KEY,
-            name TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
             key_hash BLOB NOT NULL UNIQUE,
-            scopes TEXT NOT NULL,                     -- comma-separated
+            scopes TEXT NOT NULL,
             created_at INTEGER NOT NULL,
             created_by TEXT NOT NULL,
             last_used_at INTEGER,
@@ -210,36 +215,39 @@ public enum Migrations {
 
         -- A POST's answer kept for its Idempotency-Key, sealed (it may hold a link), for 24 h.
         CREATE TABLE api_idempotency (
-            key_id INTEGER NOT NULL REFERENCES api_key (id) ON DELETE CASCADE,
+            key_id INTEGER NOT NULL,
             idempotency_key TEXT NOT NULL,
             request_hash BLOB NOT NULL,
             status INTEGER NOT NULL,
             sealed_body BLOB NOT NULL,
             created_at INTEGER NOT NULL,
             PRIMARY KEY (key_id, idempotency_key)
-        ) STRICT;
+        ) STRICT, WITHOUT ROWID;
 
         -- Stripe: each event worked once; buyers remembered by Stripe customer id; what a
-        -- payment or subscription granted, so a refund or cancellation revokes exactly that.
+        -- payment (pi_…) or subscription (sub_…) granted, so a refund or cancellation revokes
+        -- exactly that.
         CREATE TABLE stripe_event (
             event_id TEXT PRIMARY KEY,
             type TEXT NOT NULL,
             received_at INTEGER NOT NULL,
             outcome TEXT NOT NULL
-        ) STRICT;
+        ) STRICT, WITHOUT ROWID;
         CREATE TABLE stripe_customer (
             customer_id TEXT PRIMARY KEY,
             person_id INTEGER NOT NULL REFERENCES person (id) ON DELETE CASCADE
-        ) STRICT;
+        ) STRICT, WITHOUT ROWID;
         CREATE TABLE stripe_grant (
-            source TEXT NOT NULL,                     -- pi_… (a payment) or sub_… (a subscription)
+            source TEXT NOT NULL,
             person_id INTEGER NOT NULL REFERENCES person (id) ON DELETE CASCADE,
             offer TEXT NOT NULL,
             PRIMARY KEY (source, person_id, offer)
-        ) STRICT;
+        ) STRICT, WITHOUT ROWID;
 
         -- Outbound events, one row per endpoint, written in the transaction of the change they
-        -- report and sent afterwards. Not tied to person: the record of a deletion outlives it.
+        -- report and sent afterwards; next_attempt_at is NULL once retries have given up. Not
+        -- tied to person: the record of a deletion outlives it. An endpoint that answered 410
+        -- is a `setting` row, `webhook.disabled URL`.
         CREATE TABLE webhook_delivery (
             id INTEGER PRIMARY KEY,
             message_id TEXT NOT NULL,
@@ -252,31 +260,22 @@ public enum Migrations {
             last_error TEXT NOT NULL DEFAULT '',
             created_at INTEGER NOT NULL,
             updated_at INTEGER NOT NULL,
-            next_attempt_at INTEGER,                  -- NULL once retries have given up
-            sent_at INTEGER,
-            UNIQUE (message_id, url)
+            next_attempt_at INTEGER,
+            sent_at INTEGER
         ) STRICT;
         CREATE INDEX webhook_delivery_due ON webhook_delivery (status, next_attempt_at);
-
-        -- An endpoint that answered 410 Gone gets nothing more until a retry by hand succeeds.
-        CREATE TABLE webhook_endpoint_disabled (
-            url TEXT PRIMARY KEY,
-            disabled_at INTEGER NOT NULL
-        ) STRICT;
         """),
         ("0006-email-change", """
         -- A customer's change of address waits here until the link sent to the new address is
         -- followed. Only a keyed hash of the link's token is kept.
         CREATE TABLE email_change (
-            id INTEGER PRIMARY KEY,
+            token_hash BLOB PRIMARY KEY,
             person_id INTEGER NOT NULL REFERENCES person (id) ON DELETE CASCADE,
             new_email TEXT NOT NULL,
-            token_hash BLOB NOT NULL UNIQUE,
             created_at INTEGER NOT NULL,
             expires_at INTEGER NOT NULL,
             used_at INTEGER
-        ) STRICT;
-        CREATE INDEX email_change_person ON email_change (person_id);
+        ) STRICT, WITHOUT ROWID;
         """),
     ]
 }

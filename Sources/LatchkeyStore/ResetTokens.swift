@@ -108,9 +108,12 @@ public struct ResetTokens {
 }
 
 extension Database {
-    /// Voids every outstanding link of the person. Call inside `write`.
+    /// Voids every outstanding link of the person: reset and welcome links, and a pending
+    /// change of address (whoever asked for it may be who the password change shuts out).
+    /// Call inside `write`.
     public func voidTokens(personID: Int64, now: Int64) throws {
         try execute("UPDATE reset_token SET voided_at = ? WHERE person_id = ? AND used_at IS NULL AND voided_at IS NULL",
                     [.int(now), .int(personID)])
+        try execute("UPDATE email_change SET used_at = ? WHERE person_id = ? AND used_at IS NULL", [.int(now), .int(personID)])
     }
 }

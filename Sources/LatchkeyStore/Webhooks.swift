@@ -57,7 +57,7 @@ extension Database {
         guard !targets.isEmpty else { return }
         let messageID = "msg_" + Sodium.base64URL(Sodium.randomBytes(18))
         let payload = JSONOut.object(["type": .string(type), "timestamp": .string(Clock.iso8601(now)), "data": .object(data)]).text
-        let disabled = Set(try query("SELECT url FROM webhook_endpoint_disabled").compactMap { $0.text("url") })
+        let disabled = Set(try query("SELECT substr(name, 18) AS url FROM setting WHERE name LIKE 'webhook.disabled %'").compactMap { $0.text("url") })
         for target in targets {
             let off = disabled.contains(target.url)
             try execute("""
@@ -129,7 +129,7 @@ extension Database {
 
     /// True when `url` answered 410 Gone and has not been re-enabled.
     public func isWebhookEndpointDisabled(_ url: String) throws -> Bool {
-        try !query("SELECT 1 FROM webhook_endpoint_disabled WHERE url = ?", [.text(url)]).isEmpty
+        try setting("webhook.disabled " + url) != nil
     }
 
     /// Stops (or, with `disabled` false, restarts) automatic deliveries to `url`; true when that changed anything.
@@ -137,7 +137,7 @@ extension Database {
     public func setWebhookEndpointDisabled(_ url: String, _ disabled: Bool, now: Int64) throws -> Bool {
         try write {
             if disabled {
-                try execute("INSERT OR IGNORE INTO webhook_endpoint_disabled (url, disabled_at) VALUES (?, ?)", [.text(url), .int(now)])
+                try execute("INSERT OR IGNORE INTO setting (name, value) VALUES (?, ?)", [.text("webhook.disabled " + url), .text(String(now))])
                 let changed = changes == 1
                 // What was waiting for it is failed now, listed by `webhook log --failed` for a retry by hand.
                 try execute("""
@@ -147,7 +147,7 @@ extension Database {
                     """, [.text(url)])
                 return changed
             }
-            try execute("DELETE FROM webhook_endpoint_disabled WHERE url = ?", [.text(url)])
+            try execute("DELETE FROM setting WHERE name = ?", [.text("webhook.disabled " + url)])
             return changes == 1
         }
     }

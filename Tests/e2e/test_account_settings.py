@@ -111,7 +111,7 @@ def test_sign_out_other_devices_ends_the_other_cookie_and_keeps_this_one(server)
 def test_the_profile_changes_name_and_email_language(server):
     address = customer(server)
     cookie = login(server, address)
-    assert message_of(act(server, cookie, action="profile", name="Ada King", language="fr")) == "profile_saved"
+    assert message_of(act(server, cookie, action="profile", name="Ada King", locale="fr")) == "profile_saved"
     assert site_sql(server.site, f"SELECT name, locale FROM person WHERE email = '{address}'") == [{"name": "Ada King", "locale": "fr"}]
     french = page(server, cookie)
     assert '<html lang="fr"' in french.text and 'value="Ada King"' in french.text and '<option value="fr" selected>' in french.text
@@ -121,10 +121,53 @@ def test_the_profile_changes_name_and_email_language(server):
     audit = site_sql(server.site, f"SELECT actor, detail FROM audit WHERE action = 'person.updated' AND subject = '{address}'")
     assert audit == [{"actor": "web", "detail": "name, locale"}]
     before = site_dump(server.site, "person")
-    for fields in ({"name": "x" * 201, "language": "en"}, {"name": "Ok", "language": "tlh"}):
+    for fields in ({"name": "x" * 201, "locale": "en"}, {"name": "Ok", "locale": "tlh"}):
         assert message_of(act(server, cookie, action="profile", **fields)) == "profile_invalid"
-    assert act(server, cookie, action="profile", name="A\u0007B", language="en").status == 400, "the form layer refuses control characters"
+    assert act(server, cookie, action="profile", name="A\u0007B", locale="en").status == 400, "the form layer refuses control characters"
     assert site_dump(server.site, "person") == before
+    # A field not sent stays as it is.
+    assert message_of(act(server, cookie, action="profile", locale="es")) == "profile_saved"
+    assert site_sql(server.site, f"SELECT name, locale FROM person WHERE email = '{address}'") == [{"name": "Ada King", "locale": "es"}]
+
+
+def email_link(server, address):
+    sent = mail.Mailbox(server.site.var / "mail").wait_for(1, to=address)[-1]
+    return re.search(r"token=([A-Za-z0-9_-]{43})", mail.text(sent)).group(1)
+
+
+def test_confirming_from_the_logged_in_browser_keeps_it_and_ends_the_others(server):
+    address = customer(server)
+    phone = login(server, address, agent=IPHONE)
+    here = login(server, address)
+    new = f"kept-{next(_serial)}@example.org"
+    act(server, here, action="email", new_email=new, current_password=PASSWORD)
+    done = server.post("/cgi-bin/confirm-email", {"token": email_link(server, new), "locale": "en"}, headers={"Cookie": here})
+    assert done.status == 200 and "this one stays logged in" in html.unescape(done.text)
+    assert server.get("/cgi-bin/session", headers={"Cookie": here}).status == 204
+    assert server.get("/cgi-bin/session", headers={"Cookie": phone}).status == 401
+
+
+def test_a_password_reset_voids_a_pending_address_change(server):
+    """Someone who learnt the password asks to move the account; the owner resets the password:
+    the link sent to the other address must stop working."""
+    address = customer(server)
+    intruder = login(server, address)
+    elsewhere = f"intruder-{next(_serial)}@example.org"
+    act(server, intruder, action="email", new_email=elsewhere, current_password=PASSWORD)
+    token = email_link(server, elsewhere)
+    admin_ok(server.site, "user", "set-password", address, input="the owner's new passphrase\n")
+    assert server.get(f"/cgi-bin/confirm-email?token={token}").status == 410
+    assert server.post("/cgi-bin/confirm-email", {"token": token}).status == 410
+    assert site_sql(server.site, f"SELECT email FROM person WHERE email = '{address}'") == [{"email": address}]
+
+
+def test_address_change_requests_are_limited_per_person(latchkey_path):
+    with running("apache", dict(CONFIG, throttle=dict(CONFIG["throttle"], forgot_per_address={"count": 2, "window": "1h"})), offer="gold") as srv:
+        address = customer(srv)
+        cookie = login(srv, address)
+        answers = [message_of(act(srv, cookie, action="email", new_email=f"n{i}-{next(_serial)}@example.org", current_password=PASSWORD))
+                   for i in range(3)]
+        assert answers == ["email_sent", "email_sent", "email_throttled"]
 
 
 def test_an_email_change_is_confirmed_from_the_new_address_once(server):
@@ -206,7 +249,7 @@ def rendered_pages(server, folder):
             shown = page(server, cookie, query)
             assert shown.status == 200 and f'<html lang="{code}"' in shown.text
             files.append((folder / f"{name}-{code}.html", shown.text, "/cgi-bin/account" + query, cookie))
-        server.post("/cgi-bin/account", {"locale": code, "action": "profile", "name": "Ada", "language": code}, headers={"Cookie": cookie})
+        server.post("/cgi-bin/account", {"lang": code, "action": "profile", "name": "Ada", "locale": code}, headers={"Cookie": cookie})
         target = f"confirm-{code}-{next(_serial)}@example.org"
         act(server, cookie, action="email", new_email=target, current_password=PASSWORD)
         new = mail.Mailbox(server.site.var / "mail").wait_for(1, to=target)[-1]

@@ -159,6 +159,7 @@ def test_an_idempotency_key_replays_the_first_answer_and_does_nothing_twice(serv
     # The same members in another order are the same request.
     replay = call(server, "POST", "/people", key, {"name": "Ida", "email": address}, headers=headers)
     assert replay.status == 201 and replay.body == first.body and replay.headers.get("idempotent-replayed") == "true"
+    assert replay.headers["location"] == first.headers["location"]
     assert site_sql(server.site, f"SELECT count(*) AS n FROM audit WHERE action = 'person.created' AND subject = '{address}'") == [{"n": 1}]
     other = is_problem(call(server, "POST", "/people", key, {"email": address, "name": "Someone Else"}, headers=headers), 422)
     assert "Idempotency-Key" in other["detail"]

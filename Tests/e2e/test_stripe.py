@@ -226,6 +226,20 @@ def test_a_full_refund_revokes_what_the_payment_granted(server):
     assert server.get("/cgi-bin/session", headers={"Cookie": cookie}).status == 204, "still holds gold"
 
 
+def test_a_refund_never_takes_away_what_staff_granted(server):
+    email = buyer()
+    admin_ok(server.site, "user", "add", email, "--no-email", "--offer", "gold")
+    # They buy what they already hold (a gift from staff), then get their money back.
+    checkout = session(email, metadata={"latchkey_offers": "gold"})
+    assert send(server, event("checkout.session.completed", checkout)).status == 200
+    refund = {"id": "ch_3", "object": "charge", "payment_intent": checkout["payment_intent"], "customer": checkout["customer"], "refunded": True}
+    assert send(server, event("charge.refunded", refund)).status == 200
+    cancelled = {"id": "sub_gift", "object": "subscription", "customer": checkout["customer"],
+                 "items": {"data": [{"price": {"id": "price_1Monthly", "product": "prod_Course"}}]}}
+    assert send(server, event("customer.subscription.deleted", cancelled)).status == 200
+    assert access(server, email) == ["gold"]
+
+
 def test_refunds_revoke_nothing_unless_the_site_asks(latchkey_path):
     config = {"stripe": dict(CONFIG["stripe"], revoke_on_refund=False)}
     with running("apache", config, offer="gold") as srv:

@@ -23,9 +23,10 @@ enum Idempotency {
                 guard Sodium.constantTimeEqual(kept.requestHash, hash) else {
                     return .failure(APIProblem(422, "this Idempotency-Key was used with a different request in the last 24 h"))
                 }
-                let text = Sodium.open(kept.sealedBody, key: seal).map { String(decoding: $0, as: UTF8.self) } ?? ""
-                var reply = APIReply(kept.status, raw: text)
-                reply.headers = [("Idempotent-Replayed", "true")]
+                let text = Sodium.open(kept.sealedBody, key: seal).map { String(decoding: $0, as: UTF8.self) } ?? "\n\n"
+                let (headers, body) = unpack(text)
+                var reply = APIReply(kept.status, raw: body)
+                reply.headers = headers + [("Idempotent-Replayed", "true")]
                 return .success(reply)
             }
             let outcome: Result<APIReply, APIProblem>
@@ -36,13 +37,32 @@ enum Idempotency {
                 outcome = .failure(problem)
             }
             let (status, body) = switch outcome {
-            case let .success(reply): (reply.status, Array(reply.body.utf8))
-            case let .failure(problem): (problem.status, problem.response.body)
+            case let .success(reply): (reply.status, Array(pack(reply.headers, reply.body).utf8))
+            case let .failure(problem): (problem.status, Array(pack([], String(decoding: problem.response.body, as: UTF8.self)).utf8))
             }
             try db.keepIdempotentAnswer(keyID: call.key.id, idempotencyKey: idempotencyKey, requestHash: hash, status: status,
                                         sealedBody: Sodium.seal(body, key: seal), now: call.context.now)
             return outcome
         }
         return try outcome.get()
+    }
+
+    /// The answer as kept: its headers (`Location` on a 201), a blank line, its body.
+    static func pack(_ headers: [(String, String)], _ body: String) -> String {
+        headers.map { $0.0 + ": " + $0.1 + "\n" }.joined() + "\n" + body
+    }
+
+    /// What `pack` kept.
+    static func unpack(_ text: String) -> ([(String, String)], String) {
+        var headers: [(String, String)] = []
+        var rest = Substring(text)
+        while let newline = rest.firstIndex(of: "\n") {
+            let line = rest[..<newline]
+            rest = rest[rest.index(after: newline)...]
+            if line.isEmpty { break }
+            let parts = line.split(separator: ":", maxSplits: 1)
+            if parts.count == 2 { headers.append((String(parts[0]), String(parts[1]).trimmed)) }
+        }
+        return (headers, String(rest))
     }
 }

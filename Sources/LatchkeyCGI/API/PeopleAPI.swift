@@ -54,8 +54,10 @@ enum PeopleAPI {
         let offer = call.parameters[1]
         guard try offerExists(offer, call) else { throw APIProblem(404, "no such offer") }
         let db = call.services.db
-        if try PersonFile.grants(of: person, db: db).contains(where: { $0.slug == offer && $0.revokedAt == nil }) {
-            try db.write { try Access.revoke(person: person, offer: offer, by: call.actor.name, remoteAddr: call.actor.remoteAddr, db: db, now: call.context.now) }
+        try db.write {
+            // Checked inside the transaction: two revokes at once both answer 204.
+            guard try PersonFile.grants(of: person, db: db).contains(where: { $0.slug == offer && $0.revokedAt == nil }) else { return }
+            try Access.revoke(person: person, offer: offer, by: call.actor.name, remoteAddr: call.actor.remoteAddr, db: db, now: call.context.now)
         }
         return APIReply(204)
     }

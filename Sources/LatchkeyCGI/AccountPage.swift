@@ -37,9 +37,9 @@ enum AccountPage {
         let message = query["m"].flatMap { key in messages[key].map { (key, $0) } }
         return try render("settings", values, locale: locale, context: context, message: message) { code in
             config.cgiPrefix + "account?lang=" + code
-        } languages: { tables, current in
-            .list(tables.map { ["code": .string($0.code), "name": .string($0.string("language_name") ?? $0.code),
-                                "selected": .bool($0.code == (person.locale.isEmpty ? current : person.locale))] })
+        } languages: { names, current in
+            .list(names.map { ["code": .string($0.code), "name": .string($0.name),
+                               "selected": .bool($0.code == (person.locale.isEmpty ? current : person.locale))] })
         }
     }
 
@@ -51,16 +51,19 @@ enum AccountPage {
     /// Renders `pages/NAME.html` in `locale`, with `message` (a key under `settings.messages`),
     /// its language links pointing at `link(code)` and its language choices from `languages`.
     static func render(_ name: String, _ values: [String: TemplateValue], locale: String, context: Context, status: Int = 200,
-                       message: (key: String, isError: Bool)? = nil, link: (String) -> String, languages: ([LocaleTable], String) -> TemplateValue = { _, _ in .list([]) }) throws -> Reply {
-        let config = context.config
-        let tables = try SiteSource.loadTablesUnchecked(config: config)
-        guard let table = tables.first(where: { $0.code == locale }) ?? tables.first else { throw HTTPError(500, "no locale tables") }
-        guard case var .dict(shared) = PageContext(config: config, tables: tables, year: Clock.year(of: context.now)).page(name, table: table) else {
+                       message: (key: String, isError: Bool)? = nil, link: (String) -> String,
+                       languages: ([(code: String, name: String)], String) -> TemplateValue = { _, _ in .list([]) }) throws -> Reply {
+        let config = context.config, folder = config.resolve(config.localesDir)
+        // Only this page's language is read whole; the others are named from their files' first key.
+        let table = try LocaleTable.load(code: config.locales.contains(locale) ? locale : config.defaultLocale, folder: folder, check: false)
+        guard case var .dict(shared) = PageContext(config: config, tables: [table], year: Clock.year(of: context.now)).page(name, table: table) else {
             throw HTTPError(500, "page context")
         }
-        shared["locales"] = .list(tables.map { ["code": .string($0.code), "name": .string($0.string("language_name") ?? $0.code),
-                                                "href": .string(link($0.code)), "current": .bool($0.code == table.code)] })
-        shared["languages"] = languages(tables, table.code)
+        let names = config.locales.map { code in (code, code == table.code ? table.string("language_name") ?? code
+                                                                            : LocaleTable.languageName(code: code, folder: folder) ?? code) }
+        shared["multilingual"] = .bool(config.locales.count > 1)
+        shared["locales"] = .list(names.map { ["code": .string($0.0), "name": .string($0.1), "href": .string(link($0.0)), "current": .bool($0.0 == table.code)] })
+        shared["languages"] = languages(names, table.code)
         if let message, let text = table.string("settings.messages." + message.key) {
             shared["message"] = ["kind": .string(message.isError ? "error" : "success"), "is_error": .bool(message.isError), "text": .string(text)]
         }

@@ -19,13 +19,6 @@ public enum SiteSource {
         return tables
     }
 
-    /// Every configured locale's table, the default first, without the cross-checks: for pages
-    /// rendered per request, whose tables `latchkey build` has already checked.
-    public static func loadTablesUnchecked(config: SiteConfig) throws -> [LocaleTable] {
-        let folder = config.resolve(config.localesDir)
-        return try config.locales.map { try LocaleTable.load(code: $0, folder: folder) }
-    }
-
     /// The table for `code`, or the default one when the site does not speak it.
     public static func table(_ code: String, in tables: [LocaleTable]) -> LocaleTable {
         tables.first { $0.code == code } ?? tables[0]

@@ -70,3 +70,11 @@ import Testing
         #expect(throws: CoreError.self) { try render("{{> loop}}", [:], partials: ["loop": "{{> loop}}"]) }
     }
 }
+
+/// The parser's byte-level line cutting agrees with cutting the String's characters.
+@Suite struct TemplateLineTests {
+    @Test(arguments: ["", "a", "a\nb", "a\n", "\n\n", "a\r\nb\nc", "é\nü\r\n\n{{x}}\n", "\r\n", "a\rb\nc"])
+    func linesAreCutAsCharactersAre(_ text: String) {
+        #expect(TemplateParser.lines(text) == text.split(separator: "\n", omittingEmptySubsequences: false))
+    }
+}

@@ -1,7 +1,9 @@
 import LatchkeyCGI
 import LatchkeyCore
 
-/// One input through every request parser: form body, query string and Cookie header.
+/// One input through every request parser: form body, query string and Cookie header, the
+/// API's JSON body, Stripe's signature header, and what is read from headers and config
+/// (user agents, webhook URLs).
 /// None may crash, whatever the bytes; bad input is an `HTTPError`, never a trap.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzForms(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
@@ -12,6 +14,10 @@ public func fuzzForms(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
                                            "CONTENT_LENGTH": text, "HTTP_ORIGIN": text, "HTTPS": text])
     _ = try? request.query()
     _ = request.cookie("lk_session")
+    _ = try? JSONValue.parse(bytes)
+    try? StripeSignature.verify(header: text, body: bytes, secret: "whsec_fuzz", now: 1_700_000_000)
+    _ = UserAgent.describe(text)
+    _ = SiteConfig.isAllowedWebhookURL(text)
     return 0
 }
 

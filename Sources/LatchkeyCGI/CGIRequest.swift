@@ -39,12 +39,15 @@ public struct CGIRequest: Sendable {
     public let idempotencyKey: String?
     /// The `Stripe-Signature` header of a Stripe event.
     public let stripeSignature: String?
+    /// The members gate's conditional and partial requests: `Range`, `If-Range`,
+    /// `If-None-Match`, `If-Modified-Since`.
+    public let range: String?, ifRange: String?, ifNoneMatch: String?, ifModifiedSince: String?
 
     /// The variables `init(environment:)` reads.
     public static let variables = ["REQUEST_METHOD", "QUERY_STRING", "PATH_INFO", "CONTENT_TYPE", "CONTENT_LENGTH",
                                    "HTTP_COOKIE", "REMOTE_ADDR", "HTTPS", "REQUEST_SCHEME", "HTTP_ORIGIN",
                                    "HTTP_SEC_FETCH_SITE", "HTTP_USER_AGENT", "HTTP_AUTHORIZATION", "HTTP_IDEMPOTENCY_KEY",
-                                   "HTTP_STRIPE_SIGNATURE"]
+                                   "HTTP_STRIPE_SIGNATURE", "HTTP_RANGE", "HTTP_IF_RANGE", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE"]
 
     /// Reads the request's variables from `environment`.
     public init(environment: [String: String]) {
@@ -70,6 +73,10 @@ public struct CGIRequest: Sendable {
         // Kept when empty: an empty key is a malformed one, not none.
         idempotencyKey = environment["HTTP_IDEMPOTENCY_KEY"]
         stripeSignature = value("HTTP_STRIPE_SIGNATURE")
+        range = value("HTTP_RANGE")
+        ifRange = value("HTTP_IF_RANGE")
+        ifNoneMatch = value("HTTP_IF_NONE_MATCH")
+        ifModifiedSince = value("HTTP_IF_MODIFIED_SINCE")
     }
 
     /// The query's fields; a malformed or oversized query is a 400.

@@ -8,6 +8,18 @@ public struct CGIResponse: Sendable {
     public var headers: [(String, String)]
     /// The response body bytes.
     public var body: [UInt8]
+    /// A file to stream after the headers instead of `body` (the members gate).
+    public var file: FileBody?
+
+    /// Part of a file, read and written in pieces so its size does not matter.
+    public struct FileBody: Sendable {
+        /// The file.
+        public let path: String
+        /// Where the part starts, and how long it is.
+        public let offset: Int64, length: Int64
+        /// True for HEAD: the headers say what GET would send, and no body follows.
+        public let headOnly: Bool
+    }
 
     /// Headers on every CGI answer: nothing is cached, nothing leaks in a Referer, nothing
     /// frames the page, and the page may load nothing from elsewhere.
@@ -51,21 +63,51 @@ public struct CGIResponse: Sendable {
         // A handler may set its own value for one of them (the console allows its own script).
         for (name, value) in CGIResponse.securityHeaders where !headers.contains(where: { $0.0 == name }) { header(name, value) }
         for (name, value) in headers { header(name, value) }
-        header("Content-Length", String(body.count))
+        header("Content-Length", String(file?.length ?? Int64(body.count)))
         out += "\r\n".utf8
         out += body
         return out
     }
 
-    /// Writes the answer to standard output in one `write` loop, so nothing is buffered and lost.
+    /// Writes the answer to standard output in one `write` loop, so nothing is buffered and lost;
+    /// a file body follows, copied by the kernel (`sendfile`) where it can be.
     public func write(to fd: Int32 = 1) {
-        var bytes = serialized()[...]
+        guard CGIResponse.writeAll(serialized()[...], to: fd), let file, !file.headOnly, file.length > 0 else { return }
+        let input = open(file.path, O_RDONLY | O_CLOEXEC)
+        guard input >= 0 else { return }
+        defer { close(input) }
+        var offset = off_t(file.offset), left = file.length
+        while left > 0 {
+            let n = sendfile(fd, input, &offset, Int(min(left, 1 << 20)))
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && (errno == EINVAL || errno == ENOSYS) { return copy(input, from: offset, left, to: fd) }
+            guard n > 0 else { return }
+            left -= Int64(n)
+        }
+    }
+
+    /// The plain copy, for an output `sendfile` refuses.
+    private func copy(_ input: Int32, from offset: off_t, _ count: Int64, to fd: Int32) {
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        var position = offset, left = count
+        while left > 0 {
+            let n = buffer.withUnsafeMutableBytes { pread(input, $0.baseAddress, Int(min(left, Int64($0.count))), position) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0, CGIResponse.writeAll(buffer[..<n], to: fd) else { return }
+            position += off_t(n)
+            left -= Int64(n)
+        }
+    }
+
+    static func writeAll(_ slice: ArraySlice<UInt8>, to fd: Int32) -> Bool {
+        var bytes = slice
         while !bytes.isEmpty {
             let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return }
+            guard n > 0 else { return false }
             bytes = bytes.dropFirst(n)
         }
+        return true
     }
 
     static func reason(_ status: Int) -> String {
@@ -74,7 +116,9 @@ public struct CGIResponse: Sendable {
         case 201: return "Created"
         case 202: return "Accepted"
         case 204: return "No Content"
+        case 206: return "Partial Content"
         case 303: return "See Other"
+        case 304: return "Not Modified"
         case 400: return "Bad Request"
         case 401: return "Unauthorized"
         case 403: return "Forbidden"
@@ -85,6 +129,7 @@ public struct CGIResponse: Sendable {
         case 411: return "Length Required"
         case 413: return "Content Too Large"
         case 415: return "Unsupported Media Type"
+        case 416: return "Range Not Satisfiable"
         case 422: return "Unprocessable Content"
         case 429: return "Too Many Requests"
         case 503: return "Service Unavailable"

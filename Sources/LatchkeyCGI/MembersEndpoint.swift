@@ -1,17 +1,20 @@
 import Glibc
 import LatchkeyCore
 
-/// `GET members/…`: the gate in front of the members area under Apache. Serves files from
-/// `members_dir`, which lies outside the document root, only to a session that admits members;
-/// anyone else is sent to log in, with the page they wanted remembered for afterwards.
+/// `GET members/…`: the gate in front of the members area under Apache and lighttpd. Serves
+/// files from `members_dir`, which lies outside the document root, only to a session that
+/// admits members; anyone else is sent to log in, with the page they wanted remembered for
+/// afterwards. Files of any size are streamed, with byte ranges and validators, so a lesson
+/// video seeks and a large download resumes (`MembersFile`).
 enum MembersEndpoint {
-    /// Largest file the gate serves; members areas hold pages and small assets.
-    static let maxFileBytes = 32 * 1024 * 1024
-
     static let types: [String: String] = [
         "html": "text/html; charset=utf-8", "css": "text/css", "js": "text/javascript", "svg": "image/svg+xml",
-        "png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "gif": "image/gif", "webp": "image/webp",
-        "pdf": "application/pdf", "txt": "text/plain; charset=utf-8", "mp4": "video/mp4", "json": "application/json",
+        "png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "gif": "image/gif", "webp": "image/webp", "avif": "image/avif",
+        "ico": "image/x-icon", "pdf": "application/pdf", "txt": "text/plain; charset=utf-8", "json": "application/json",
+        "mp4": "video/mp4", "m4v": "video/mp4", "webm": "video/webm", "mov": "video/quicktime", "ogv": "video/ogg",
+        "m3u8": "application/vnd.apple.mpegurl", "ts": "video/mp2t", "mpd": "application/dash+xml", "m4s": "video/iso.segment",
+        "mp3": "audio/mpeg", "m4a": "audio/mp4", "ogg": "audio/ogg", "wav": "audio/wav", "vtt": "text/vtt; charset=utf-8",
+        "zip": "application/zip", "epub": "application/epub+zip", "woff2": "font/woff2", "woff": "font/woff",
     ]
 
     static func handle(_ context: Context) throws -> Reply {
@@ -44,12 +47,14 @@ enum MembersEndpoint {
         if relative.isEmpty || relative.hasSuffix("/") || (stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR) {
             path += "/index.html"
         }
-        // FileBytes reads regular files only, and none larger than the limit.
-        guard Path.isInside(path, folder), let data = FileBytes.read(path, limit: maxFileBytes) else {
+        guard Path.isInside(path, folder), let file = MembersFile(path: path) else {
             throw HTTPError(404, "no members file \(relative.prefix(80))")
         }
         let type = types[String(path.split(separator: ".").last ?? "").lowercased()] ?? "application/octet-stream"
-        let body = context.request.method == "HEAD" ? [] : data
-        return Reply(CGIResponse(status: 200, headers: [("Content-Type", type)], body: body))
+        var response = file.response(context.request, type: type)
+        // As nginx serves them: never kept by a shared cache, nor on a shared computer after a
+        // logout. The validators still answer a client that asks (players, download managers).
+        response.headers.append(("Cache-Control", "private, no-store"))
+        return Reply(response)
     }
 }

@@ -20,6 +20,16 @@ public enum Clock {
         return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday)) \(two(parts.tm_hour)):\(two(parts.tm_min)) UTC"
     }
 
+    /// `Mon, 23 Nov 2026 14:05:09 GMT` (RFC 9110's IMF-fixdate), for `Last-Modified`.
+    public static func httpDate(_ seconds: Int64) -> String {
+        var t = time_t(seconds), parts = tm()
+        gmtime_r(&t, &parts)
+        func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"], months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        return "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) "
+            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
+    }
+
     /// `2026-11-23T14:05:09Z` (RFC 3339), for the API and webhook payloads.
     public static func iso8601(_ seconds: Int64) -> String {
         var t = time_t(seconds), parts = tm()

@@ -49,7 +49,7 @@ FORMS = {
 }
 # The field a row's hostile value goes into.
 TARGET = {"forgot": "email", "login": "email", "reset": "new_password", "account": "new_password"}
-ALLOW = {"forgot": {"POST"}, "login": {"POST"}, "reset": {"GET", "POST"}, "account": {"POST"}}
+ALLOW = {"forgot": {"POST"}, "login": {"POST"}, "reset": {"GET", "POST"}, "account": {"GET", "POST"}}
 ENDPOINTS = ["forgot", "reset", "login", "account"]
 
 # Tables that no refused or generic answer may touch.

@@ -16,6 +16,22 @@ public enum Access {
         }
     }
 
+    /// An offer and how many hold it now.
+    public struct Offer: Sendable {
+        /// Its slug and name.
+        public let slug: String, name: String
+        /// People with active access.
+        public let members: Int64
+    }
+
+    /// Every offer, by slug: what `offer list` and the API's `GET /v1/offers` show.
+    public static func offers(db: Database) throws -> [Offer] {
+        try db.query("""
+            SELECT o.slug, o.name, (SELECT count(*) FROM access_grant g WHERE g.offer_id = o.id AND g.revoked_at IS NULL) AS members
+            FROM offer o ORDER BY o.slug
+            """).map { Offer(slug: $0.text("slug") ?? "", name: $0.text("name") ?? "", members: $0.int("members") ?? 0) }
+    }
+
     /// Grants `person` access to offer `slug`, making a contact a customer. Granting what they
     /// already hold changes nothing and returns false. Call inside `write`.
     @discardableResult
@@ -58,4 +74,9 @@ public struct AccessError: Error, CustomStringConvertible {
     public let description: String
     /// An error with the sentence `message`.
     public init(_ message: String) { description = message }
+}
+
+extension Access.Offer {
+    /// As `offer list --json` and the API write it.
+    public var json: JSONOut { .object(["slug": .string(slug), "name": .string(name), "members": .int(members)]) }
 }

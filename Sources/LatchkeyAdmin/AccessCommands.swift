@@ -15,14 +15,10 @@ enum AccessCommands {
 
     static func listOffers(_ invocation: Invocation) throws {
         try invocation.arguments.allow(["json"])
-        let rows = try invocation.services().db.query("""
-            SELECT o.slug, o.name, (SELECT count(*) FROM access_grant g WHERE g.offer_id = o.id AND g.revoked_at IS NULL) AS members
-            FROM offer o ORDER BY o.slug
-            """)
-        let records: [[String: JSONOut]] = rows.map { ["slug": .string($0.text("slug") ?? ""), "name": .string($0.text("name") ?? ""), "members": .int($0.int("members") ?? 0)] }
-        if invocation.arguments.flags.contains("json") { Console.out(JSONOut.array(records.map { .object($0) }).text); return }
-        if rows.isEmpty { Console.out("No offers yet: latchkey offer add SLUG --name NAME"); return }
-        for row in rows { Console.out("\(row.text("slug") ?? "")\t\(row.text("name") ?? "")\t\(row.int("members") ?? 0) with access") }
+        let offers = try Access.offers(db: try invocation.services().db)
+        if invocation.arguments.flags.contains("json") { Console.out(JSONOut.array(offers.map(\.json)).text); return }
+        if offers.isEmpty { Console.out("No offers yet: latchkey offer add SLUG --name NAME"); return }
+        for offer in offers { Console.out("\(offer.slug)\t\(offer.name)\t\(offer.members) with access") }
     }
 
     static func grant(_ invocation: Invocation) throws {

@@ -2626,15 +2626,7 @@ members-only pages and files in the site's <code>members/</code> folder.</p>
 <label for="current_password">{{t.account.current_password}}</label>
 <input id="current_password" name="current_password" type="password" autocomplete="current-password" required>
 </div>
-<div class="lk-field">
-<label for="new_password">{{t.common.new_password}}</label>
-<input id="new_password" name="new_password" type="password" autocomplete="new-password" minlength="8" maxlength="128" required aria-describedby="new_password-hint">
-<p class="lk-hint" id="new_password-hint">{{t.common.password_hint}}</p>
-</div>
-<div class="lk-field">
-<label for="confirm_password">{{t.common.confirm_password}}</label>
-<input id="confirm_password" name="confirm_password" type="password" autocomplete="new-password" minlength="8" maxlength="128" required>
-</div>
+{{> new-password}}
 <button class="lk-button" type="submit">{{t.account.submit}}</button>
 </form>
 <div class="lk-actions">
@@ -2762,15 +2754,7 @@ members-only pages and files in the site's <code>members/</code> folder.</p>
 {{> message}}
 <form class="lk-form" method="post" action="{{cgi}}reset">
 <input type="hidden" name="locale" value="{{lang}}">
-<div class="lk-field">
-<label for="new_password">{{t.common.new_password}}</label>
-<input id="new_password" name="new_password" type="password" autocomplete="new-password" minlength="8" maxlength="128" required aria-describedby="new_password-hint">
-<p class="lk-hint" id="new_password-hint">{{t.common.password_hint}}</p>
-</div>
-<div class="lk-field">
-<label for="confirm_password">{{t.common.confirm_password}}</label>
-<input id="confirm_password" name="confirm_password" type="password" autocomplete="new-password" minlength="8" maxlength="128" required>
-</div>
+{{> new-password}}
 <button class="lk-button" type="submit">{{t.reset.submit}}</button>
 </form>
 <p class="lk-alt"><a href="{{home}}login.html">{{t.common.back_to_login}}</a></p>
@@ -2830,15 +2814,7 @@ members-only pages and files in the site's <code>members/</code> folder.</p>
 <label for="current_password">{{t.account.current_password}}</label>
 <input id="current_password" name="current_password" type="password" autocomplete="current-password" required>
 </div>
-<div class="lk-field">
-<label for="new_password">{{t.common.new_password}}</label>
-<input id="new_password" name="new_password" type="password" autocomplete="new-password" minlength="8" maxlength="128" required aria-describedby="new_password-hint">
-<p class="lk-hint" id="new_password-hint">{{t.common.password_hint}}</p>
-</div>
-<div class="lk-field">
-<label for="confirm_password">{{t.common.confirm_password}}</label>
-<input id="confirm_password" name="confirm_password" type="password" autocomplete="new-password" minlength="8" maxlength="128" required>
-</div>
+{{> new-password}}
 <button class="lk-button" type="submit">{{t.account.submit}}</button>
 </form>
 </section>
@@ -2920,6 +2896,19 @@ members-only pages and files in the site's <code>members/</code> folder.</p>
     Errors are announced at once (role=alert); info and success politely (role=status).
     Without is_error every message falls back to role=status. }}
 {{#message}}<div class="lk-message lk-message-{{kind}}" role="{{#is_error}}alert{{/is_error}}{{^is_error}}status{{/is_error}}"><p>{{text}}</p></div>{{/message}}
+
+"""#),
+        ("templates/partials/new-password.html", #"""
+{{! The new password and its confirmation, wherever a customer chooses one (reset, account). }}
+<div class="lk-field">
+<label for="new_password">{{t.common.new_password}}</label>
+<input id="new_password" name="new_password" type="password" autocomplete="new-password" minlength="8" maxlength="128" required aria-describedby="new_password-hint">
+<p class="lk-hint" id="new_password-hint">{{t.common.password_hint}}</p>
+</div>
+<div class="lk-field">
+<label for="confirm_password">{{t.common.confirm_password}}</label>
+<input id="confirm_password" name="confirm_password" type="password" autocomplete="new-password" minlength="8" maxlength="128" required>
+</div>
 
 """#),
     ]

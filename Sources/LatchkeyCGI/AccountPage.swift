@@ -15,10 +15,7 @@ enum AccountPage {
     static func show(_ context: Context) throws -> Reply {
         let config = context.config, query = try context.request.query()
         guard let live = try SessionCookie.live(context) else {
-            let wanted = config.cgiPrefix + "account"
-            let next = ("Set-Cookie", "\(SessionCookie.nextName)=\(Escape.urlComponent(wanted)); Path=\(config.cgiPrefix)login; Max-Age=900; HttpOnly; SameSite=Lax\(context.request.isHTTPS ? "; Secure" : "")")
-            return Reply(.redirect(to: context.pageURL("login", locale: context.locale(query["lang"]))
-                                   + "?next=" + Escape.urlComponent(wanted), headers: [next]))
+            return SessionCookie.loginFirst(then: config.cgiPrefix + "account", locale: context.locale(query["lang"]), context)
         }
         let services = try context.services(), person = live.person
         let locale = context.locale(query["lang"] ?? (person.locale.isEmpty ? nil : person.locale))

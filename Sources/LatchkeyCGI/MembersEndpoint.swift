@@ -29,10 +29,7 @@ enum MembersEndpoint {
             if let live = session, !live.hasAccess {
                 return Reply(.redirect(to: context.pageURL("account", message: "no_access", locale: context.locale(live.person.locale))))
             }
-            let wanted = config.membersPath + relative
-            let next = ("Set-Cookie", "\(SessionCookie.nextName)=\(Escape.urlComponent(wanted)); Path=\(config.cgiPrefix)login; Max-Age=900; HttpOnly; SameSite=Lax\(context.request.isHTTPS ? "; Secure" : "")")
-            return Reply(.redirect(to: context.pageURL("login", message: "session_expired", locale: config.defaultLocale)
-                                   + "?next=" + Escape.urlComponent(wanted), headers: [next]))
+            return SessionCookie.loginFirst(then: config.membersPath + relative, message: "session_expired", locale: config.defaultLocale, context)
         }
         if context.request.pathInfo.isEmpty {
             return Reply(.redirect(to: config.origin + config.membersPath))

@@ -41,6 +41,13 @@ enum SessionCookie {
     /// The `next` cookie the members gate sets for the login that follows.
     static let nextName = "lk_next"
 
+    /// Sends the visitor to log in, remembering `wanted` (a path on this site) for after: in
+    /// the `next` cookie, scoped to the login CGI, and in the login page's query.
+    static func loginFirst(then wanted: String, message: String? = nil, locale: String, _ context: Context) -> Reply {
+        let next = ("Set-Cookie", "\(nextName)=\(Escape.urlComponent(wanted)); Path=\(context.config.cgiPrefix)login; Max-Age=900; HttpOnly; SameSite=Lax\(context.request.isHTTPS ? "; Secure" : "")")
+        return Reply(.redirect(to: context.pageURL("login", message: message, locale: locale) + "?next=" + Escape.urlComponent(wanted), headers: [next]))
+    }
+
     /// `target` when it is a path on this site (never another origin), else nil.
     static func sameSitePath(_ target: String?, _ config: SiteConfig) -> String? {
         guard let target, target.hasPrefix(config.rootPath), !target.hasPrefix("//"), !target.includes("\\"),

@@ -2,11 +2,8 @@ import Glibc
 import LatchkeyCore
 import LatchkeyStore
 
-/// Sends recorded events to their endpoints, signed the Standard Webhooks way, with the
-/// system's `curl` as the HTTP client: a static CGI cannot load a TLS library of its own
-/// without linking one in whole, and curl is on every host that has a web server. It runs
-/// as a subprocess exactly like the `sendmail:` mail transport, with no environment (so no
-/// proxy variable reaches it), a hard time limit, and no redirects followed.
+/// Sends recorded events to their endpoints, signed the Standard Webhooks way, through `Curl`
+/// (a subprocess, as the `sendmail:` mail transport is).
 public struct WebhookSender {
     /// What one attempt came to.
     public enum Outcome: Equatable, Sendable {
@@ -102,42 +99,16 @@ public struct WebhookSender {
 
     /// POSTs `delivery` once; the HTTP status (nil when none came back) and curl's error line.
     func post(_ delivery: WebhookDelivery, key: [UInt8], now: Int64) -> (Int?, String) {
-        guard let curl = WebhookSender.curlPath else { return (nil, "curl is not installed (apt install curl)") }
         let body = Array(delivery.payload.utf8)
-        // The URL (often a secret itself), the headers and the body go in on standard input as
-        // curl's config, never on a command line other users can read.
         let headers = ["Content-Type: application/json", "User-Agent: Latchkey-Webhooks/1", "webhook-id: " + delivery.messageID,
                        "webhook-timestamp: " + String(now),
                        "webhook-signature: " + WebhookSignature.sign(id: delivery.messageID, timestamp: now, body: body, key: key)]
-        let settings = (["url = " + WebhookSender.quoted(delivery.url), "data-binary = " + WebhookSender.quoted(delivery.payload)]
-            + headers.map { "header = " + WebhookSender.quoted($0) }).joined(separator: "\n") + "\n"
-        let arguments = ["--silent", "--show-error", "--max-time", String(WebhookSender.timeout), "--proto", "=https,http",
-                         "--output", "/dev/null", "--write-out", "%{stderr}\nlatchkey-status %{http_code}\n", "--config", "-"]
         do {
-            let outcome = try Subprocess.run(curl, arguments, input: Array(settings.utf8), timeout: WebhookSender.timeout + 5, environment: [:])
-            var status: Int?, errors: [String] = []
-            for line in outcome.stderr.split(separator: "\n") {
-                if line.hasPrefix("latchkey-status ") { status = Int(line.dropFirst(16)).flatMap { $0 == 0 ? nil : $0 } }
-                else if !line.isEmpty { errors.append(String(line)) }
-            }
-            if outcome.timedOut { errors.append("no answer within \(WebhookSender.timeout) s") }
-            return (status, errors.joined(separator: "; "))
+            let answer = try Curl.request([("url", delivery.url), ("data-binary", delivery.payload)] + headers.map { ("header", $0) },
+                                          keepBody: false, timeout: WebhookSender.timeout)
+            return (answer.status, answer.errors)
         } catch {
             return (nil, "\(error)")
         }
     }
-
-    /// `text` as a curl config string: in double quotes, with `\\` and `"` escaped (our
-    /// payloads and URLs hold no raw control characters; JSON escapes its own).
-    static func quoted(_ text: String) -> String {
-        var out = "\""
-        for character in text {
-            if character == "\\" || character == "\"" { out.append("\\") }
-            out.append(character)
-        }
-        return out + "\""
-    }
-
-    /// Where curl is.
-    static let curlPath: String? = ["/usr/bin/curl", "/usr/local/bin/curl", "/bin/curl"].first { access($0, X_OK) == 0 }
 }

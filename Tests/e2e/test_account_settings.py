@@ -294,6 +294,10 @@ def test_the_pages_pass_axe_in_every_language(server, tmp_path):
                 assert not bad, f"{url} at {width}px: {bad}"
                 overflow = driver.execute_script("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
                 assert overflow <= 0, f"{url} scrolls sideways at {width}px"
+                if width == 375:
+                    SHOTS.mkdir(parents=True, exist_ok=True)
+                    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+                    driver.save_screenshot(str(SHOTS / f"{url.split('?')[0].rsplit('/', 1)[-1]}-{query.get('lang', ['en'])[0]}-375.png"))
             driver.set_window_size(1280, 900)
             SHOTS.mkdir(parents=True, exist_ok=True)
             query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
@@ -302,3 +306,34 @@ def test_the_pages_pass_axe_in_every_language(server, tmp_path):
             driver.save_screenshot(str(SHOTS / f"{name}.png"))
             driver.execute_script("window.scrollTo(0, document.body.scrollHeight)")
             driver.save_screenshot(str(SHOTS / f"{name}-end.png"))
+
+
+BAD = [  # (name, method, path, form or None, extra headers, expected status)
+    ("unknown action", "POST", "/cgi-bin/account", {"action": "delete-me"}, {}, 400),
+    ("account PUT", "PUT", "/cgi-bin/account", None, {}, 405),
+    ("account body not a form", "POST", "/cgi-bin/account", None, {"Content-Type": "text/plain"}, 415),
+    ("account field twice", "POST", "/cgi-bin/account", "action=sessions&action=profile", {}, 400),
+    ("account query too long", "GET", "/cgi-bin/account?lang=" + "x" * 2000, None, {}, 400),
+    ("confirm PUT", "PUT", "/cgi-bin/confirm-email", None, {}, 405),
+    ("confirm token missing", "POST", "/cgi-bin/confirm-email", {}, {}, 410),
+    ("confirm token malformed", "GET", "/cgi-bin/confirm-email?token=%ZZ", None, {}, 400),
+    ("confirm token not base64", "POST", "/cgi-bin/confirm-email", {"token": "!" * 43}, {}, 410),
+    ("confirm cross-site", "POST", "/cgi-bin/confirm-email", {"token": "x" * 43}, {"Origin": "https://evil.example"}, 403),
+]
+
+
+@pytest.mark.parametrize("name,method,path,form,headers,status", BAD, ids=[row[0] for row in BAD])
+def test_bad_input_to_the_account_pages_gets_its_4xx_and_changes_nothing(server, name, method, path, form, headers, status):
+    cookie = login(server, customer(server))
+    before = site_dump(server.site, "person", "session", "email_change", "mail")
+    sent = {"Cookie": cookie, **headers}
+    if isinstance(form, dict):
+        answer = server.post(path, form, headers=sent)
+    else:
+        body = form.encode() if isinstance(form, str) else (b"x" if headers.get("Content-Type") else None)
+        if isinstance(form, str):
+            sent.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        answer = server.request(method, path, body=body, headers=sent)
+    assert answer.status == status, (name, answer.status)
+    assert answer.headers["content-type"].startswith("text/html") and "<html" in answer.text
+    assert site_dump(server.site, "person", "session", "email_change", "mail") == before

@@ -80,13 +80,7 @@ enum PeopleAPI {
 
     /// `GET /v1/offers`.
     @Sendable static func offers(_ call: APICall) throws -> APIReply {
-        let rows = try call.services.db.query("""
-            SELECT o.slug, o.name, (SELECT count(*) FROM access_grant g WHERE g.offer_id = o.id AND g.revoked_at IS NULL) AS members
-            FROM offer o ORDER BY o.slug
-            """)
-        return APIReply(200, .object(["offers": .array(rows.map {
-            .object(["slug": .string($0.text("slug") ?? ""), "name": .string($0.text("name") ?? ""), "members": .int($0.int("members") ?? 0)])
-        })]))
+        APIReply(200, .object(["offers": .array(try Access.offers(db: call.services.db).map(\.json))]))
     }
 
     /// The person the path's `{id}` names; 404 for anything else.

@@ -13,13 +13,15 @@ let package = Package(
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CSodium", providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CNettle", providers: [.apt(["nettle-dev"])]),
+        // Headers only (signalfd), part of libc.
+        .systemLibrary(name: "CLinux"),
         .target(name: "LatchkeyCore", dependencies: ["CSodium", "CNettle"]),
         .target(name: "LatchkeyStore", dependencies: ["LatchkeyCore", "CSQLite"]),
         .target(name: "LatchkeySite", dependencies: ["LatchkeyCore"]),
         .target(name: "LatchkeyMail", dependencies: ["LatchkeyCore", "LatchkeyStore", "LatchkeySite"]),
         .target(name: "LatchkeyAccounts", dependencies: ["LatchkeyCore", "LatchkeyStore", "LatchkeySite", "LatchkeyMail"]),
-        .target(name: "LatchkeyCGI", dependencies: ["LatchkeyCore", "LatchkeyStore", "LatchkeySite", "LatchkeyAccounts"]),
-        .target(name: "LatchkeyAdmin", dependencies: ["LatchkeyCore", "LatchkeyStore", "LatchkeySite", "LatchkeyMail", "LatchkeyAccounts"]),
+        .target(name: "LatchkeyCGI", dependencies: ["CLinux", "LatchkeyCore", "LatchkeyStore", "LatchkeySite", "LatchkeyAccounts"]),
+        .target(name: "LatchkeyAdmin", dependencies: ["CLinux", "LatchkeyCore", "LatchkeyStore", "LatchkeySite", "LatchkeyMail", "LatchkeyAccounts"]),
         .executableTarget(name: "latchkey", dependencies: ["LatchkeyAdmin"]),
         // hot-functions.txt is the linker's order for the CGI's code (see the Makefile).
         .executableTarget(name: "latchkey-cgi", dependencies: ["LatchkeyCGI"], exclude: ["hot-functions.txt"]),

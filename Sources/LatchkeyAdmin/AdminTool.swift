@@ -63,8 +63,12 @@ public enum AdminTool {
                 summary: "read the audit trail, newest first", run: AuditCommand.run),
         Command(words: ["doctor"], usage: "doctor [--user www-data] [--cgi-dir DIR] [--url http://HOST:PORT/]",
                 summary: "check a deployment: permissions, paths, CGIs, mail transport, and the live site", run: DoctorCommand.run),
-        Command(words: ["webserver"], usage: "webserver apache|nginx|lighttpd [--standalone --listen 127.0.0.1:PORT --runtime-dir DIR [--tls-cert FILE --tls-key FILE]] [--cgi-dir DIR]",
-                summary: "print a web-server config for this site", run: WebserverCommand.run),
+        Command(words: ["webserver"], usage: "webserver apache|nginx|lighttpd [--fastcgi] [--standalone --listen 127.0.0.1:PORT --runtime-dir DIR [--tls-cert FILE --tls-key FILE]] [--cgi-dir DIR]",
+                summary: "print a web-server config for this site (--fastcgi: persistent workers)", run: WebserverCommand.run),
+        Command(words: ["webserver", "systemd"], usage: "webserver systemd [--listen unix:PATH] [--user www-data] [--cgi-dir DIR]",
+                summary: "print the systemd socket and service units that run latchkey serve", run: SystemdUnits.run),
+        Command(words: ["serve"], usage: "serve --listen unix:PATH|127.0.0.1:PORT [--workers N] [--user www-data] [--cgi-dir DIR]",
+                summary: "run the FastCGI workers for nginx or Apache mod_proxy_fcgi (SIGHUP: rolling restart)", run: ServeCommand.run),
     ]
 
     /// Runs `argv` (without the program name) and returns the exit status.

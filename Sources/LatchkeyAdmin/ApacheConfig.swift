@@ -1,4 +1,6 @@
-/// Apache 2.4 with mod_cgid: a snippet for an existing virtual host, or a complete file for `apache2 -f`.
+/// Apache 2.4 with mod_cgid, or with `--fastcgi` mod_proxy_fcgi to `latchkey serve`'s workers and
+/// mod_authnz_fcgi asking `session` before Apache sends a members file itself: a snippet for an
+/// existing virtual host, or a complete file for `apache2 -f`.
 struct ApacheConfig {
     /// What a complete, self-contained config adds around the snippet.
     struct Standalone {
@@ -11,13 +13,17 @@ struct ApacheConfig {
     }
 
     let layout: WebLayout
+    /// The workers to pass requests to (`--fastcgi`, TCP: mod_authnz_fcgi takes no unix socket).
+    var serve: ServeTarget?
 
     // mod_log_config is compiled into Debian's apache2 and must not be loaded again.
     static let modules = ["mpm_event", "authz_core", "mime", "alias", "cgid", "env", "headers", "dir"]
+    static let fastcgiModules = ["mpm_event", "authz_core", "mime", "alias", "env", "headers", "dir", "authn_core",
+                                 "authz_user", "proxy", "proxy_fcgi", "authnz_fcgi"]
 
     func render(standalone: Standalone?) -> String {
         let config = layout.config
-        var lines: [String] = []
+        var lines: [String] = serve.map { ["# start first: \($0.command)"] } ?? []
         if let s = standalone {
             lines += [
                 "# Complete Apache config for \(config.siteName), made by `latchkey webserver apache --standalone`.",
@@ -31,14 +37,19 @@ struct ApacheConfig {
                 "ErrorLog \"\(s.runtimeDir)/error.log\"",
                 "LogLevel warn",
             ]
-            lines += ApacheConfig.modules.map { "LoadModule \($0)_module /usr/lib/apache2/modules/mod_\($0).so" }
+            lines += (serve == nil ? ApacheConfig.modules : ApacheConfig.fastcgiModules)
+                .map { "LoadModule \($0)_module /usr/lib/apache2/modules/mod_\($0).so" }
             lines += [
                 "TypesConfig /etc/mime.types",
                 "AddDefaultCharset utf-8",
                 "LogFormat \"%h %t \\\"%r\\\" %>s %b %D\" latchkey",
                 "CustomLog \"\(s.runtimeDir)/access.log\" latchkey",
-                "# mod_cgid's socket must be an absolute path, or requests hang then fail with 503.",
-                "ScriptSock \"\(s.runtimeDir)/cgid.sock\"",
+            ]
+            if serve == nil {
+                lines += ["# mod_cgid's socket must be an absolute path, or requests hang then fail with 503.",
+                          "ScriptSock \"\(s.runtimeDir)/cgid.sock\""]
+            }
+            lines += [
                 "StartServers 1",
                 "ThreadsPerChild 25",
                 "MinSpareThreads 25",
@@ -93,7 +104,14 @@ struct ApacheConfig {
                 "</Location>",
             ]
         }
-        lines += [
+        lines += serve.map(fastcgi) ?? cgi
+        return lines.joined(separator: "\n")
+    }
+
+    /// mod_cgid: the members gate and the CGI endpoints.
+    private var cgi: [String] {
+        let config = layout.config
+        return [
             "",
             "# The members area: the gate CGI serves members_dir (outside the document root) to logged-in",
             "# customers with active access and sends everyone else to the login page.",
@@ -113,6 +131,46 @@ struct ApacheConfig {
             "    CGIPassAuth On",
             "</Directory>",
         ]
-        return lines.joined(separator: "\n")
+    }
+
+    /// mod_proxy_fcgi to the workers for every endpoint; the members area served by Apache after
+    /// mod_authnz_fcgi has asked `session` (its 200 names the person, any other answer is the
+    /// visitor's: the redirect to log in).
+    private func fastcgi(_ serve: ServeTarget) -> [String] {
+        let config = layout.config
+        let names = "login|logout|forgot|reset|account|session|stripe|confirm-email|admin|api"
+        return [
+            "",
+            "# The endpoints, answered by latchkey serve's workers (start them first: the first line).",
+            "ProxyPassMatch \"^(\(config.cgiPrefix)(\(names))(/.*)?)$\" \"fcgi://\(serve.listen)$1\"",
+            "<Location \"\(config.cgiPrefix)\">",
+            "    # The workers find the site through this.",
+            "    SetEnv LATCHKEY_CONFIG \"\(config.file)\"",
+            "    # Never let a client's Proxy: header become HTTP_PROXY (httpoxy).",
+            "    RequestHeader unset Proxy early",
+            "    # The API's bearer key: Apache withholds Authorization unless told to pass it.",
+            "    CGIPassAuth On",
+            "</Location>",
+            "",
+            "# The members area: Apache sends the files (ranges, validators, sendfile) once the session",
+            "# authorizer has said yes; anyone else gets its answer, the redirect to log in.",
+            "AuthnzFcgiDefineProvider authn latchkey-session fcgi://\(serve.listen)/",
+            "RedirectMatch 303 \"^\(layout.membersPattern)$\" \"\(config.membersPath)\"",
+            "Alias \"\(config.membersPath)\" \"\(layout.membersDir)/\"",
+            "<Directory \"\(layout.membersDir)\">",
+            "    Options -Indexes -FollowSymLinks",
+            "    AllowOverride None",
+            "    DirectoryIndex index.html",
+            "    AuthType latchkey",
+            "    AuthName \"members\"",
+            "    AuthnzFcgiCheckAuthnProvider latchkey-session Authoritative On RequireBasicAuth Off UserExpr \"%{reqenv:LATCHKEY_PERSON}\"",
+            "    Require valid-user",
+            "    Header always set Cache-Control \"private, no-store\"",
+            "    AddType text/vtt .vtt",
+            "    AddType application/vnd.apple.mpegurl .m3u8",
+            "    AddType application/dash+xml .mpd",
+            "    AddType video/iso.segment .m4s",
+            "</Directory>",
+        ]
     }
 }

@@ -2,7 +2,7 @@
 public struct Arguments {
     /// Options that take a value; every other `--word` is a flag.
     static let valued: Set<String> = ["config", "name", "offer", "listen", "runtime-dir", "cgi-dir", "url", "tls-cert", "tls-key", "user",
-                                        "role", "person", "actor", "action", "since", "scopes"]
+                                        "role", "person", "actor", "action", "since", "scopes", "workers", "fastcgi-listen"]
 
     /// Positional words, the command's own name first.
     public var words: [String] = []

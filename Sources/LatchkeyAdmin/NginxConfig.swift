@@ -1,17 +1,24 @@
-/// nginx with fcgiwrap (nginx runs no CGI itself): a `server { }` snippet, or with `--standalone`
-/// a complete file for `nginx -c`. The members area is guarded with `auth_request` to `session`.
+import LatchkeyCore
+
+/// nginx with fcgiwrap (nginx runs no CGI itself), or with `--fastcgi` with `latchkey serve`'s
+/// workers: a `server { }` snippet, or with `--standalone` a complete file for `nginx -c`. The
+/// members area is served by nginx itself, guarded with `auth_request` to `session`.
 struct NginxConfig {
     let layout: WebLayout
+    /// The workers to pass requests to (`--fastcgi`); nil for fcgiwrap.
+    var serve: ServeTarget?
 
     func render(standalone: ApacheConfig.Standalone?) -> String {
         let config = layout.config
         let socket = (standalone?.runtimeDir ?? "/run/fcgiwrap") + "/fcgiwrap.sock"
-        var lines = ["# fcgiwrap socket: \(socket)"]
+        let pass = serve?.nginxPass ?? "unix:\(socket)"
+        var lines = [serve.map { "# start first: \($0.command)" } ?? "# fcgiwrap socket: \(socket)"]
         var indent = ""
         if let s = standalone {
             lines += [
                 "# Complete nginx config for \(config.siteName), made by `latchkey webserver nginx --standalone`.",
-                "# Start fcgiwrap first, as the web server's user:  fcgiwrap -s unix:\(socket)",
+                serve == nil ? "# Start fcgiwrap first, as the web server's user:  fcgiwrap -s unix:\(socket)"
+                    : "# Start the workers first, with the command on the first line (or the units of `latchkey webserver systemd`).",
                 "# Run: nginx -c THIS_FILE    Stop: nginx -c THIS_FILE -s stop",
                 "daemon on;",
                 "worker_processes 2;",
@@ -33,7 +40,8 @@ struct NginxConfig {
         } else {
             lines += [
                 "# nginx snippet for \(config.siteName), made by `latchkey webserver nginx`: put it inside the",
-                "# server { } that serves \(config.baseURL). Run fcgiwrap (Debian: apt install fcgiwrap) on the socket above.",
+                serve == nil ? "# server { } that serves \(config.baseURL). Run fcgiwrap (Debian: apt install fcgiwrap) on the socket above."
+                    : "# server { } that serves \(config.baseURL). Run the workers with the command above.",
             ]
         }
         let cgi = config.cgiPrefix
@@ -59,14 +67,15 @@ struct NginxConfig {
         }
         body += [
             "",
-            "# The CGI endpoints, through fcgiwrap. LATCHKEY_CONFIG tells them where the site is.",
+            serve == nil ? "# The CGI endpoints, through fcgiwrap. LATCHKEY_CONFIG tells them where the site is."
+                : "# The endpoints, answered by latchkey serve's workers by SCRIPT_NAME. LATCHKEY_CONFIG names the site.",
             "location ~ ^\(cgi)(login|logout|forgot|reset|account|session|stripe|confirm-email)$ {",
             "    include /etc/nginx/fastcgi_params;",
             "    fastcgi_param SCRIPT_FILENAME \(layout.cgiDir)/$1;",
             "    fastcgi_param SCRIPT_NAME \(cgi)$1;",
             "    fastcgi_param LATCHKEY_CONFIG \(config.file);",
             "    fastcgi_param HTTP_PROXY \"\";",
-            "    fastcgi_pass unix:\(socket);",
+            "    fastcgi_pass \(pass);",
             "}",
             "# The staff console and the JSON API: one CGI each, the page or resource in PATH_INFO.",
             "location ~ ^\(cgi)(admin|api)(/.*)?$ {",
@@ -76,7 +85,7 @@ struct NginxConfig {
             "    fastcgi_param PATH_INFO $2;",
             "    fastcgi_param LATCHKEY_CONFIG \(config.file);",
             "    fastcgi_param HTTP_PROXY \"\";",
-            "    fastcgi_pass unix:\(socket);",
+            "    fastcgi_pass \(pass);",
             "}",
             "",
             "# The members area: nginx asks the session endpoint on every request (204 lets it through).",
@@ -97,9 +106,16 @@ struct NginxConfig {
             "    fastcgi_param CONTENT_LENGTH \"\";",
             "    fastcgi_param REQUEST_METHOD GET;",
             "    fastcgi_param SCRIPT_FILENAME \(layout.cgiDir)/session;",
+            "    fastcgi_param SCRIPT_NAME \(cgi)session;",
             "    fastcgi_param LATCHKEY_CONFIG \(config.file);",
             "    fastcgi_param HTTP_PROXY \"\";",
-            "    fastcgi_pass unix:\(socket);",
+            "    fastcgi_pass \(pass);",
+            "}",
+            "# Where the members gate's X-Accel-Redirect points (members_sendfile: x-accel-redirect).",
+            "location \(SiteConfig.membersInternalPath) {",
+            "    internal;",
+            "    alias \(layout.membersDir)/;",
+            "    add_header Cache-Control \"private, no-store\" always;",
             "}",
             "location @latchkey_login {",
             "    add_header Set-Cookie \"lk_next=$request_uri; Path=\(cgi)login; Max-Age=900; HttpOnly; SameSite=Lax\" always;",
@@ -108,63 +124,6 @@ struct NginxConfig {
         ]
         lines += body.map { $0.isEmpty ? "" : indent + $0 }
         if standalone != nil { lines += ["    }", "}"] }
-        return lines.joined(separator: "\n")
-    }
-}
-
-/// lighttpd runs the CGIs itself (mod_cgi): a snippet for lighttpd.conf, or a complete file
-/// for `lighttpd -f`.
-struct LighttpdConfig {
-    let layout: WebLayout
-
-    func render(standalone: ApacheConfig.Standalone?) -> String {
-        let config = layout.config
-        var lines: [String] = []
-        if let s = standalone {
-            let host = s.listen.split(separator: ":").first.map(String.init) ?? "127.0.0.1"
-            let port = s.listen.split(separator: ":").last.map(String.init) ?? "8080"
-            lines += [
-                "# Complete lighttpd config for \(config.siteName), made by `latchkey webserver lighttpd --standalone`.",
-                "# Run: lighttpd -f THIS_FILE    Stop: kill $(cat \(s.runtimeDir)/lighttpd.pid)",
-                "# lighttpd opens its logs after dropping to www-data: the runtime folder must be writable by it.",
-                "server.bind = \"\(host)\"",
-                "server.port = \(port)",
-                "server.pid-file = \"\(s.runtimeDir)/lighttpd.pid\"",
-                "server.errorlog = \"\(s.runtimeDir)/error.log\"",
-                "server.modules = (\"mod_access\", \"mod_alias\", \"mod_redirect\", \"mod_setenv\", \"mod_indexfile\", \"mod_cgi\", \"mod_staticfile\", \"mod_accesslog\")",
-                "accesslog.filename = \"\(s.runtimeDir)/access.log\"",
-                "include_shell \"/usr/share/lighttpd/create-mime.conf.pl\"",
-            ]
-            if s.runAsRoot { lines += ["server.username = \"www-data\"", "server.groupname = \"www-data\""] }
-        } else {
-            lines += [
-                "# lighttpd snippet for \(config.siteName), made by `latchkey webserver lighttpd`.",
-                "# Needs mod_alias, mod_redirect, mod_setenv and mod_cgi in server.modules.",
-            ]
-        }
-        let headers = WebLayout.staticHeaders.map { "\"\($0.0)\" => \"\($0.1)\"" }.joined(separator: ", ")
-        lines += [
-            "# The generated pages. The database, key and site source live outside this folder.",
-            "server.document-root = \"\(layout.documentRoot)\"",
-            "index-file.names = (\"login.html\")",
-            "server.error-handler = \"\(config.rootPath)error-404.html\"",
-            "url.redirect = (\"^\(config.rootPath)\\.well-known/change-password$\" => \"\(layout.accountPage)\")",
-            "url.redirect-code = 303",
-            "",
-            "# The CGI endpoints and the members gate (which serves members_dir, outside the document root).",
-            "alias.url += (\"\(config.cgiPrefix)\" => \"\(layout.cgiDir)/\", \"\(String(config.membersPath.dropLast()))\" => \"\(layout.cgiDir)/members\")",
-            "$HTTP[\"url\"] =~ \"^(\(config.cgiPrefix)|\(config.membersPath))\" {",
-            "    cgi.assign = (\"\" => \"\")",
-            "    setenv.add-environment = (\"LATCHKEY_CONFIG\" => \"\(config.file)\")",
-            "} else {",
-            "    setenv.add-response-header = (\(headers))",
-            "}",
-        ]
-        if config.brand.faviconIsSVG {
-            lines += ["# favicon.ico holds the site's SVG icon, and browsers decode an icon by its type.",
-                      "$HTTP[\"url\"] == \"\(config.rootPath)favicon.ico\" {",
-                      "    mimetype.assign = (\"\" => \"image/svg+xml\")", "}"]
-        }
         return lines.joined(separator: "\n")
     }
 }

@@ -5,7 +5,7 @@ import LatchkeyCore
 /// `latchkey webserver SERVER`: a ready config for the site, as a snippet or a complete file.
 enum WebserverCommand {
     static func run(_ invocation: Invocation) throws {
-        try invocation.arguments.allow(["standalone", "listen", "runtime-dir", "cgi-dir", "tls-cert", "tls-key"])
+        try invocation.arguments.allow(["standalone", "listen", "runtime-dir", "cgi-dir", "tls-cert", "tls-key", "fastcgi", "fastcgi-listen"])
         let server = try invocation.word(0, "server name (apache, nginx or lighttpd)")
         let config = try invocation.config()
         let options = invocation.arguments.options
@@ -21,13 +21,18 @@ enum WebserverCommand {
         } else if options["tls-cert"] != nil || options["tls-key"] != nil {
             throw CommandError("--tls-cert and --tls-key go together")
         }
+        let fastcgi = invocation.arguments.flags.contains("fastcgi")
+        let runDir = standalone ? runtime : "/run/latchkey"
+        func serve(_ fallback: String) -> ServeTarget? {
+            fastcgi ? ServeTarget(listen: options["fastcgi-listen"] ?? fallback, config: config, cgiDir: layout.cgiDir) : nil
+        }
         switch server {
         case "apache":
-            Console.out(ApacheConfig(layout: layout).render(standalone: standalone ? whole : nil))
+            Console.out(ApacheConfig(layout: layout, serve: serve("127.0.0.1:9071")).render(standalone: standalone ? whole : nil))
         case "nginx":
-            Console.out(NginxConfig(layout: layout).render(standalone: standalone ? whole : nil))
+            Console.out(NginxConfig(layout: layout, serve: serve("unix:\(runDir)/latchkey.sock")).render(standalone: standalone ? whole : nil))
         case "lighttpd":
-            Console.out(LighttpdConfig(layout: layout).render(standalone: standalone ? whole : nil))
+            Console.out(LighttpdConfig(layout: layout, socketDir: fastcgi ? runDir : nil).render(standalone: standalone ? whole : nil))
         default:
             throw CommandError("unknown web server '\(server)' (known: apache, nginx, lighttpd)")
         }
@@ -47,6 +52,26 @@ enum WebserverCommand {
         }
         throw CommandError("cannot find the CGI executables; pass --cgi-dir DIR (where `make build` put login, forgot, …)")
     }
+}
+
+/// Where `latchkey serve` listens for a `--fastcgi` config, and the command line that starts it
+/// (the first line of a standalone config, so whoever runs the server knows to start it first).
+struct ServeTarget {
+    /// `unix:PATH` or `127.0.0.1:PORT`.
+    let listen: String
+    let config: SiteConfig
+    let cgiDir: String
+
+    /// The exact command: this executable, the socket, the site, the workers' executables, and
+    /// when printed by root, the web server's user for the workers.
+    var command: String {
+        var words = [Subprocess.currentExecutable(), "serve", "--listen", listen, "--config", config.file, "--cgi-dir", cgiDir]
+        if geteuid() == 0 { words += ["--user", "www-data"] }
+        return words.joined(separator: " ")
+    }
+
+    /// `listen` as nginx's `fastcgi_pass` takes it.
+    var nginxPass: String { listen }
 }
 
 /// What every web-server config needs to know about the site.

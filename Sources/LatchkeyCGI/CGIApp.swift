@@ -31,30 +31,18 @@ public enum CGIApp {
     /// Answers one request as endpoint `name`; returns the exit status.
     public static func main(name: String, environment: [String: String]) -> Int32 {
         let request = CGIRequest(environment: environment)
-        var config: SiteConfig?
-        var reply: Reply
-        var services: ServicesOnce?
         let body = BodyState()
-        do {
+        var services: ServicesOnce?
+        let (reply, config) = respond(name, request, body: body, load: {
             guard let path = environment["LATCHKEY_CONFIG"], !path.isEmpty else {
                 throw HTTPError(500, "LATCHKEY_CONFIG is not set in the CGI environment")
             }
-            let loaded = try SiteConfig.load(file: path)
-            config = loaded
-            guard let handler = endpoint(name) else { throw HTTPError(404, "no endpoint named \(name)") }
-            let once = ServicesOnce(loaded)
+            return try SiteConfig.load(file: path)
+        }, services: { config in
+            let once = ServicesOnce(config)
             services = once
-            reply = try handler(Context(request: request, config: loaded, now: Clock.now(), openServices: once.get, body: body))
-        } catch let error as HTTPError {
-            log(name, error.status >= 500 ? "error" : "refused", error.reason)
-            reply = Reply(ErrorPage.response(error, locale: nil, config: config))
-        } catch let error as StoreError {
-            log(name, "error", "\(error)")
-            reply = Reply(ErrorPage.response(HTTPError(503, "\(error)"), locale: nil, config: config))
-        } catch {
-            log(name, "error", "\(error)")
-            reply = Reply(ErrorPage.response(HTTPError(500, "\(error)"), locale: nil, config: config))
-        }
+            return once
+        })
         if !body.read, let length = request.contentLength, length > 0, length <= BodyState.drainLimit { drain(length) }
         // Queue the after-work and start its drainer before answering: lighttpd sends SIGTERM
         // to a CGI the moment it has read the whole answer. The drainer holds none of our
@@ -72,12 +60,36 @@ public enum CGIApp {
         return 0
     }
 
+    /// The step both modes share: the site from `load`, endpoint `name`'s handler, and every
+    /// failure turned into its error page. `services` gives the database for the site.
+    static func respond(_ name: String, _ request: CGIRequest, body: BodyState, load: () throws -> SiteConfig,
+                        services: (SiteConfig) -> ServicesOnce) -> (Reply, SiteConfig?) {
+        var config: SiteConfig?
+        do {
+            let loaded = try load()
+            config = loaded
+            guard let handler = endpoint(name) else { throw HTTPError(404, "no endpoint named \(name.prefix(40))") }
+            let once = services(loaded)
+            return (try handler(Context(request: request, config: loaded, now: Clock.now(), openServices: once.get, body: body)), loaded)
+        } catch let error as HTTPError {
+            log(name, error.status >= 500 ? "error" : "refused", error.reason)
+            return (Reply(ErrorPage.response(error, locale: nil, config: config)), config)
+        } catch let error as StoreError {
+            log(name, "error", "\(error)")
+            return (Reply(ErrorPage.response(HTTPError(503, "\(error)"), locale: nil, config: config)), config)
+        } catch {
+            log(name, "error", "\(error)")
+            return (Reply(ErrorPage.response(HTTPError(500, "\(error)"), locale: nil, config: config)), config)
+        }
+    }
+
     /// Queues `work`, then forks a drainer unless one is already at work (it will find the job).
     /// The drainer runs in its own session with /dev/null for input and output, because Apache
     /// waits for every process holding the CGI's pipes; its errors go beside the database,
     /// since nobody reads a detached process's stderr. What cannot be queued or forked is done
     /// here, late but not lost.
-    static func queueAfterResponse(_ work: AfterResponse, config: SiteConfig) {
+    /// A FastCGI worker passes its `connection`, which the drainer closes: it is the server's.
+    static func queueAfterResponse(_ work: AfterResponse, config: SiteConfig, connection: Int32? = nil) {
         let database = config.resolve(config.database)
         let queue = WorkQueue(database: database)
         let report = { (message: String) in log("after-response", "error", message) }
@@ -99,6 +111,7 @@ public enum CGIApp {
                 close(lock)
                 return
             }
+            if let connection { close(connection) }
             let failures = queue.drain(lock: lock, config: config, linger: 100, report: report)
             // Events are sent once the queue is empty and its lock given up, so a new request's
             // mail gets a drainer of its own and never waits behind a slow receiver.
@@ -140,17 +153,29 @@ public enum CGIApp {
 final class ServicesOnce {
     private let config: SiteConfig
     private var services: Services?
+    /// The connection's counters when the request began: a FastCGI worker keeps one open for
+    /// many requests, and each asks what it alone did.
+    private var changesBefore = 0, eventsBefore = 0
 
     init(_ config: SiteConfig) { self.config = config }
+
+    /// The database, if this process has opened it.
+    var opened: Services? { services }
+
+    /// Marks the start of a request on a connection kept open between requests.
+    func beginRequest() {
+        changesBefore = services?.db.totalChanges ?? 0
+        eventsBefore = services?.db.eventsRecorded ?? 0
+    }
 
     /// Closes the database, if it was opened: before a fork, which an open connection must not cross.
     func close() { services = nil }
 
     /// True when this request recorded outbound events.
-    var recordedEvents: Bool { (services?.db.eventsRecorded ?? 0) > 0 }
+    var recordedEvents: Bool { (services?.db.eventsRecorded ?? 0) > eventsBefore }
 
     /// True when the database was opened and this request changed rows in it.
-    var wrote: Bool { (services?.db.totalChanges ?? 0) > 0 }
+    var wrote: Bool { (services?.db.totalChanges ?? 0) > changesBefore }
 
     /// After the answer. A connection that wrote is closed once the server has the whole answer:
     /// closing checkpoints the commit into the database file, two fsyncs the customer need not

@@ -42,12 +42,20 @@ public struct CGIRequest: Sendable {
     /// The members gate's conditional and partial requests: `Range`, `If-Range`,
     /// `If-None-Match`, `If-Modified-Since`.
     public let range: String?, ifRange: String?, ifNoneMatch: String?, ifModifiedSince: String?
+    /// True when a FastCGI server asks as an authorizer (`FCGI_ROLE`): 200 lets the request
+    /// through, anything else is the client's answer.
+    public let isAuthorizer: Bool
+    /// `REQUEST_URI`: the path and query the client asked for (what an authorizer guards).
+    public let requestURI: String?
+    /// The body already read, under FastCGI (its STDIN stream); nil under CGI, where it waits
+    /// on standard input.
+    public var body: [UInt8]?
 
     /// The variables `init(environment:)` reads.
     public static let variables = ["REQUEST_METHOD", "QUERY_STRING", "PATH_INFO", "CONTENT_TYPE", "CONTENT_LENGTH",
                                    "HTTP_COOKIE", "REMOTE_ADDR", "HTTPS", "REQUEST_SCHEME", "HTTP_ORIGIN",
                                    "HTTP_SEC_FETCH_SITE", "HTTP_USER_AGENT", "HTTP_AUTHORIZATION", "HTTP_IDEMPOTENCY_KEY",
-                                   "HTTP_STRIPE_SIGNATURE", "HTTP_RANGE", "HTTP_IF_RANGE", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE"]
+                                   "HTTP_STRIPE_SIGNATURE", "HTTP_RANGE", "HTTP_IF_RANGE", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "FCGI_ROLE", "REQUEST_URI"]
 
     /// Reads the request's variables from `environment`.
     public init(environment: [String: String]) {
@@ -77,6 +85,8 @@ public struct CGIRequest: Sendable {
         ifRange = value("HTTP_IF_RANGE")
         ifNoneMatch = value("HTTP_IF_NONE_MATCH")
         ifModifiedSince = value("HTTP_IF_MODIFIED_SINCE")
+        isAuthorizer = value("FCGI_ROLE") == "AUTHORIZER"
+        requestURI = value("REQUEST_URI")
     }
 
     /// The query's fields; a malformed or oversized query is a 400.

@@ -63,7 +63,10 @@ public struct CGIResponse: Sendable {
         // A handler may set its own value for one of them (the console allows its own script).
         for (name, value) in CGIResponse.securityHeaders where !headers.contains(where: { $0.0 == name }) { header(name, value) }
         for (name, value) in headers { header(name, value) }
-        header("Content-Length", String(file?.length ?? Int64(body.count)))
+        // A file handed back to the server (X-Sendfile, X-Accel-Redirect) gets the server's length.
+        if !headers.contains(where: { $0.0 == "X-Sendfile" || $0.0 == "X-Accel-Redirect" }) {
+            header("Content-Length", String(file?.length ?? Int64(body.count)))
+        }
         out += "\r\n".utf8
         out += body
         return out
@@ -72,29 +75,31 @@ public struct CGIResponse: Sendable {
     /// Writes the answer to standard output in one `write` loop, so nothing is buffered and lost;
     /// a file body follows, copied by the kernel (`sendfile`) where it can be.
     public func write(to fd: Int32 = 1) {
-        guard CGIResponse.writeAll(serialized()[...], to: fd), let file, !file.headOnly, file.length > 0 else { return }
+        write(sendfileTo: fd) { CGIResponse.writeAll($0, to: fd) }
+    }
+
+    /// Writes the answer through `send` (false: the peer is gone). A file body goes by
+    /// `sendfile` to `sendfileTo` when given, else through `send` in 64 KiB pieces (FastCGI
+    /// wraps each piece in records).
+    public func write(sendfileTo fd: Int32?, _ send: (ArraySlice<UInt8>) -> Bool) {
+        guard send(serialized()[...]), let file, !file.headOnly, file.length > 0 else { return }
         let input = open(file.path, O_RDONLY | O_CLOEXEC)
         guard input >= 0 else { return }
         defer { close(input) }
         var offset = off_t(file.offset), left = file.length
-        while left > 0 {
+        while let fd, left > 0 {
             let n = sendfile(fd, input, &offset, Int(min(left, 1 << 20)))
             if n < 0 && errno == EINTR { continue }
-            if n < 0 && (errno == EINVAL || errno == ENOSYS) { return copy(input, from: offset, left, to: fd) }
+            if n < 0 && (errno == EINVAL || errno == ENOSYS) { break }
             guard n > 0 else { return }
             left -= Int64(n)
         }
-    }
-
-    /// The plain copy, for an output `sendfile` refuses.
-    private func copy(_ input: Int32, from offset: off_t, _ count: Int64, to fd: Int32) {
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        var position = offset, left = count
         while left > 0 {
-            let n = buffer.withUnsafeMutableBytes { pread(input, $0.baseAddress, Int(min(left, Int64($0.count))), position) }
+            let n = buffer.withUnsafeMutableBytes { pread(input, $0.baseAddress, Int(min(left, Int64($0.count))), offset) }
             if n < 0 && errno == EINTR { continue }
-            guard n > 0, CGIResponse.writeAll(buffer[..<n], to: fd) else { return }
-            position += off_t(n)
+            guard n > 0, send(buffer[..<n]) else { return }
+            offset += off_t(n)
             left -= Int64(n)
         }
     }

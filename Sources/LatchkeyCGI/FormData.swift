@@ -46,12 +46,16 @@ public struct FormData: Sendable {
         return try FormData(urlEncoded: try readBytes(request, from: fd, limit: maxBodyBytes), repeatable: repeatable)
     }
 
-    /// Reads exactly the declared body from `fd`: 411 without a length, 413 beyond `limit`,
+    /// Reads exactly the declared body from `fd` (or the FastCGI body already read): 411 without a length, 413 beyond `limit`,
     /// 400 when it ends early. The content type is the caller's to check.
     public static func readBytes(_ request: CGIRequest, from fd: Int32 = 0, limit: Int) throws -> [UInt8] {
         guard let length = request.contentLength else { throw HTTPError(411, "CONTENT_LENGTH missing") }
         guard length >= 0 else { throw HTTPError(400, "CONTENT_LENGTH is not a number") }
         guard length <= limit else { throw HTTPError(413, "body of \(length) bytes exceeds \(limit)") }
+        if let read = request.body {
+            guard read.count >= length else { throw HTTPError(400, "body shorter than CONTENT_LENGTH (\(read.count) of \(length) bytes)") }
+            return Array(read.prefix(length))
+        }
         var body = [UInt8](repeating: 0, count: length)
         var filled = 0
         while filled < length {

@@ -64,6 +64,15 @@ enum LogoutEndpoint {
 enum SessionEndpoint {
     static func handle(_ context: Context) throws -> Reply {
         try context.request.require(["GET", "HEAD"])
+        // A FastCGI authorizer (lighttpd, Apache): 200 lets the server send the file, and any
+        // other answer goes to the visitor, so it is the members gate's own redirect.
+        // The person's id goes back as a variable (Apache's UserExpr makes it REMOTE_USER).
+        if context.request.isAuthorizer {
+            let wanted = SessionCookie.sameSitePath(context.request.requestURI, context.config) ?? context.config.membersPath
+            let session = try SessionCookie.live(context)
+            if let refused = SessionCookie.refuseMembers(session, then: wanted, context) { return refused }
+            return Reply(CGIResponse(status: 200, headers: [("Variable-LATCHKEY_PERSON", String(session?.person.id ?? 0))]))
+        }
         guard let live = try SessionCookie.live(context), SessionCookie.admitsMembers(live) else {
             return Reply(CGIResponse(status: 401))
         }

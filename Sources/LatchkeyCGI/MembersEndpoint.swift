@@ -21,15 +21,8 @@ enum MembersEndpoint {
         try context.request.require(["GET", "HEAD"])
         let config = context.config
         let relative = String(context.request.pathInfo.drop { $0 == "/" })
-        let session = try SessionCookie.live(context)
-        guard let live = session, SessionCookie.admitsMembers(live) else {
-            if let live = session, live.person.mustChangePassword {
-                return Reply(.redirect(to: context.pageURL("account", message: "must_change", locale: context.locale(live.person.locale))))
-            }
-            if let live = session, !live.hasAccess {
-                return Reply(.redirect(to: context.pageURL("account", message: "no_access", locale: context.locale(live.person.locale))))
-            }
-            return SessionCookie.loginFirst(then: config.membersPath + relative, message: "session_expired", locale: config.defaultLocale, context)
+        if let refused = SessionCookie.refuseMembers(try SessionCookie.live(context), then: config.membersPath + relative, context) {
+            return refused
         }
         if context.request.pathInfo.isEmpty {
             return Reply(.redirect(to: config.origin + config.membersPath))
@@ -48,7 +41,19 @@ enum MembersEndpoint {
             throw HTTPError(404, "no members file \(relative.prefix(80))")
         }
         let type = types[String(path.split(separator: ".").last ?? "").lowercased()] ?? "application/octet-stream"
-        var response = file.response(context.request, type: type)
+        var response: CGIResponse
+        switch config.membersSendfile {
+        case .off:
+            response = file.response(context.request, type: type)
+        case .xSendfile:
+            // The server reads the file itself, with its own ranges and validators.
+            response = CGIResponse(status: 200, headers: [("Content-Type", type), ("X-Sendfile", path)])
+        case .xAccelRedirect:
+            let inside = String(path.dropFirst(folder.count).drop { $0 == "/" })
+            let uri = SiteConfig.membersInternalPath
+                + inside.split(separator: "/", omittingEmptySubsequences: false).map { Escape.urlComponent(String($0)) }.joined(separator: "/")
+            response = CGIResponse(status: 200, headers: [("Content-Type", type), ("X-Accel-Redirect", uri)])
+        }
         // As nginx serves them: never kept by a shared cache, nor on a shared computer after a
         // logout. The validators still answer a client that asks (players, download managers).
         response.headers.append(("Cache-Control", "private, no-store"))

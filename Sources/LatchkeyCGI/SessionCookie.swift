@@ -38,6 +38,20 @@ enum SessionCookie {
         live.person.isCustomer && live.person.disabledAt == nil && live.hasAccess && !live.person.mustChangePassword
     }
 
+    /// The answer for a visitor the members area does not admit, or nil for one it does
+    /// (`session`, the request's live session): to log in (remembering `wanted`), or to the
+    /// account page when the session is live but held to change its password or without access.
+    static func refuseMembers(_ session: Sessions.Live?, then wanted: String, _ context: Context) -> Reply? {
+        if let live = session, admitsMembers(live) { return nil }
+        if let live = session, live.person.mustChangePassword {
+            return Reply(.redirect(to: context.pageURL("account", message: "must_change", locale: context.locale(live.person.locale))))
+        }
+        if let live = session, !live.hasAccess {
+            return Reply(.redirect(to: context.pageURL("account", message: "no_access", locale: context.locale(live.person.locale))))
+        }
+        return loginFirst(then: wanted, message: "session_expired", locale: context.config.defaultLocale, context)
+    }
+
     /// The `next` cookie the members gate sets for the login that follows.
     static let nextName = "lk_next"
 

@@ -6,7 +6,8 @@ extension SiteConfig {
         let root = ConfigReader(value: try JSONValue.load(path: file), path: "", file: file)
         try root.allow(["site_name", "base_url", "locales", "database", "key_file", "output", "templates",
                         "locales_dir", "assets", "cgi_prefix", "members_path", "members_dir", "mail", "reset", "session",
-                        "password", "throttle", "brand", "welcome_on_grant", "admin", "api", "stripe", "webhooks"])
+                        "password", "throttle", "brand", "welcome_on_grant", "admin", "api", "stripe", "webhooks",
+                        "fastcgi", "members_sendfile"])
         config.siteName = try root.string("site_name", default: config.siteName, nonEmpty: true)
         config.baseURL = try root.string("base_url", default: config.baseURL) { url in
             (url.hasPrefix("http://") || url.hasPrefix("https://")) && !url.includes("?") && !url.includes("#")
@@ -75,6 +76,7 @@ extension SiteConfig {
 
         try loadAdmin(root, into: &config)
         try loadIntegration(root, into: &config)
+        try loadFastCGI(root, into: &config)
 
         let brand = try root.object("brand")
         try brand.allow(["logo", "primary_color", "background_color", "css", "support_email", "footer_links", "favicon"])

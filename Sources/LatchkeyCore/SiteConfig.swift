@@ -52,6 +52,10 @@ public struct SiteConfig: Sendable {
     public var stripe = Stripe()
     /// `webhooks`: where outbound events go.
     public var webhooks: [Webhook] = []
+    /// `fastcgi`: the persistent workers' limits.
+    public var fastcgi = FastCGI()
+    /// `members_sendfile`: whether the members gate hands files back to the web server.
+    public var membersSendfile = MembersSendfile.off
 
     /// Where mail goes and whom it is from.
     public struct Mail: Sendable {

@@ -88,6 +88,11 @@ public enum Subprocess {
         }
         _ = setsid()
         signal(SIGTERM, SIG_DFL)
+        // A FastCGI worker blocks its stop signals (it reads them from a signalfd); the
+        // drainer must stay stoppable, and so must the programs it runs.
+        var none = sigset_t()
+        sigemptyset(&none)
+        sigprocmask(SIG_SETMASK, &none, nil)
         endAnswer(errorLog: errorLog)
         return .child
     }

@@ -208,6 +208,24 @@ public final class Database {
         }
     }
 
+    /// True when no transaction is open and no statement is mid-step: how every request of a
+    /// persistent worker must leave the connection (else the next would inherit its locks).
+    public var isIdle: Bool {
+        guard sqlite3_get_autocommit(handle) != 0 else { return false }
+        var statement = sqlite3_next_stmt(handle, nil)
+        while let current = statement {
+            if sqlite3_stmt_busy(current) != 0 { return false }
+            statement = sqlite3_next_stmt(handle, current)
+        }
+        return true
+    }
+
+    /// SQLite's count of schema changes (`PRAGMA schema_version`): a worker that sees it move
+    /// was started for another schema, and is replaced.
+    public func schemaVersion() throws -> Int64 {
+        try query("PRAGMA schema_version").first?.int("schema_version") ?? 0
+    }
+
     /// Rows this connection has inserted, updated or deleted since it opened.
     public var totalChanges: Int { Int(sqlite3_total_changes(handle)) }
 

@@ -10,4 +10,8 @@ func endpointName() -> String {
     return Path.basename(String(cString: program))
 }
 
+// A listening socket on descriptor 0 means a FastCGI server started us; anything else is CGI.
+if FastCGIWorker.isListening() {
+    exit(FastCGIWorker(name: endpointName(), environment: Environment.current(["LATCHKEY_CONFIG"])).run())
+}
 exit(CGIApp.main(name: endpointName(), environment: Environment.current(CGIApp.variables)))

@@ -259,6 +259,7 @@ class ApacheServer:
         if result.returncode != 0:
             raise AssertionError(f"latchkey webserver apache failed ({result.returncode}): {result.stderr}")
         self.conf.write_text(result.stdout, encoding="utf-8")
+        self._before_launch(result.stdout)
         start = subprocess.run(["apache2", "-f", str(self.conf), "-k", "start"],
                                capture_output=True, text=True, timeout=30)
         if start.returncode != 0:
@@ -303,6 +304,9 @@ class ApacheServer:
         """Asks the server to stop; other servers override this step."""
         subprocess.run(["apache2", "-f", str(self.conf), "-k", "stop"],
                        capture_output=True, text=True, timeout=30)
+
+    def _before_launch(self, config_text: str) -> None:
+        """Starts what the config needs running first (`latchkey serve`); nothing for plain CGI."""
 
     def _after_stop(self) -> None:
         """Cleans up helpers the server needed (nginx's fcgiwrap); nothing for Apache."""
@@ -585,13 +589,41 @@ def integrity_check(site: Site) -> str:
 
 
 # --- waiting for a site's CGIs and after-response workers ---------------------------------------------
+def _listening_sockets() -> set[str]:
+    """`socket:[INODE]` of every listening unix and TCP socket: a FastCGI worker's descriptor 0."""
+    found = set()
+    try:
+        with open("/proc/net/unix") as f:
+            for line in list(f)[1:]:
+                fields = line.split()
+                if len(fields) >= 7 and int(fields[3], 16) & 0x10000:  # __SO_ACCEPTCON: listening
+                    found.add(f"socket:[{fields[6]}]")
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with open(table) as f:
+                for line in list(f)[1:]:
+                    fields = line.split()
+                    if len(fields) >= 10 and fields[3] == "0A":  # LISTEN
+                        found.add(f"socket:[{fields[9]}]")
+    except OSError:
+        pass
+    return found
+
+
 def site_processes(site: Site) -> list[int]:
-    """Live processes whose environment names this site's config: its CGIs and their workers."""
+    """Live processes whose environment names this site's config: its CGIs and their workers.
+    Persistent FastCGI workers (descriptor 0 a listening socket) wait for requests, not work:
+    they are not counted."""
     want = os.path.realpath(site.config).encode()
     busy = []
+    listening = _listening_sockets()
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
+        try:
+            if os.readlink(f"/proc/{entry.name}/fd/0") in listening:
+                continue
+        except OSError:
+            pass
         try:
             with open(f"/proc/{entry.name}/stat", "rb") as f:
                 if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":

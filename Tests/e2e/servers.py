@@ -20,13 +20,14 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import shlex
 import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
-from lkserver import CGI_DIR, WEB_USER, ApacheServer, Site, run_latchkey
+from lkserver import CGI_DIR, WEB_USER, ApacheServer, Site, free_port, run_latchkey
 
 SERVER_KINDS = ("apache", "nginx", "lighttpd")
 
@@ -89,6 +90,7 @@ class _DaemonServer(ApacheServer):
         self.runtime_dir.chmod(0o755)
         self.started = True
         try:
+            self._before_launch(self.config_text)
             self._launch()
             self._wait_for_port()
         except BaseException:
@@ -231,7 +233,108 @@ class LighttpdServer(_DaemonServer):
                 pass
 
 
-SERVER_CLASSES = {"apache": ApacheServer, "nginx": NginxServer, "lighttpd": LighttpdServer}
+class _Serve:
+    """FastCGI mode with `latchkey serve`: the config's first line is the command that starts the
+    workers (`# start first: …`); it is run as printed, before the server, and stopped after it
+    (SIGTERM: each worker finishes its request)."""
+
+    FASTCGI = True
+    serve: subprocess.Popen | None = None
+
+    def _webserver_args(self) -> list:
+        return ["--fastcgi", *self._serve_listen()]
+
+    def _serve_listen(self) -> list:
+        return []
+
+    def _before_launch(self, config_text: str) -> None:
+        first = config_text.splitlines()[0] if config_text else ""
+        prefix = "# start first: "
+        if not first.startswith(prefix):
+            raise AssertionError(f"a --fastcgi config's first line should be the serve command, got {first!r}")
+        command = shlex.split(first[len(prefix):])
+        self.serve_log = self.runtime_dir / "serve.log"
+        with open(self.serve_log, "ab") as log:
+            self.serve = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        listen = command[command.index("--listen") + 1]
+        deadline = time.monotonic() + self.START_TIMEOUT
+        while not _accepts(listen):
+            if self.serve.poll() is not None:
+                raise AssertionError(f"latchkey serve exited ({self.serve.returncode}):\n{self.serve_output()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"latchkey serve did not listen on {listen}:\n{self.serve_output()}")
+            time.sleep(0.02)
+        self.serve_listen = listen
+
+    def serve_output(self) -> str:
+        try:
+            return self.serve_log.read_text(errors="replace")
+        except (OSError, AttributeError):
+            return ""
+
+    def _after_stop(self) -> None:
+        super()._after_stop()
+        proc, self.serve = self.serve, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=self.STOP_TIMEOUT + 30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=self.STOP_TIMEOUT)
+
+    def error_log(self) -> str:
+        return super().error_log() + (f"\n--- latchkey serve ---\n{out}" if (out := self.serve_output()) else "")
+
+
+def _accepts(listen: str) -> bool:
+    """True when something accepts connections on `unix:PATH` or `HOST:PORT`."""
+    try:
+        if listen.startswith("unix:"):
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.settimeout(0.5)
+                sock.connect(listen[5:])
+        else:
+            host, port = listen.rsplit(":", 1)
+            socket.create_connection((host, int(port)), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+class ApacheFastCGIServer(_Serve, ApacheServer):
+    """Apache with mod_proxy_fcgi and mod_authnz_fcgi to `latchkey serve` on a loopback port."""
+
+    def _serve_listen(self) -> list:
+        self.fastcgi_port = free_port()
+        return ["--fastcgi-listen", f"127.0.0.1:{self.fastcgi_port}"]
+
+
+class NginxFastCGIServer(_Serve, NginxServer):
+    """nginx `fastcgi_pass` to `latchkey serve` on a unix socket; members through auth_request."""
+
+    def _launch(self) -> None:
+        result = subprocess.run(["nginx", "-c", str(self.conf)], capture_output=True, text=True, timeout=30)
+        if result.returncode != 0:
+            raise AssertionError(f"nginx -c {self.conf} failed ({result.returncode}):\n"
+                                 f"{result.stdout}{result.stderr}\nerror.log:\n{self.error_log()}")
+        self._wait_for_pid_file()
+
+
+class LighttpdFastCGIServer(LighttpdServer):
+    """lighttpd starting the workers itself (mod_fastcgi `bin-path`), members via its authorizer."""
+
+    FASTCGI = True
+
+    def _webserver_args(self) -> list:
+        return ["--fastcgi"]
+
+
+SERVER_CLASSES = {"apache": ApacheServer, "nginx": NginxServer, "lighttpd": LighttpdServer,
+                  "apache-fastcgi": ApacheFastCGIServer, "nginx-fastcgi": NginxFastCGIServer,
+                  "lighttpd-fastcgi": LighttpdFastCGIServer}
+FASTCGI_KINDS = ("apache-fastcgi", "nginx-fastcgi", "lighttpd-fastcgi")
 
 
 def make_server(kind: str, site: Site, cgi_dir: Path | str = CGI_DIR) -> ApacheServer:

@@ -27,7 +27,7 @@ import maildir as mail
 from chrome import chromium
 from console import BASE, enrol, enrolment_link
 from lkserver import ROOT, admin_ok, site_sql
-from servers import SERVER_KINDS, running
+from servers import FASTCGI_KINDS, SERVER_KINDS, running
 
 SHOTS = ROOT / "artifacts" / "console"
 PASSWORD = "support agent pass 1"
@@ -130,7 +130,7 @@ def wait_mail(site, address, count=1):
     return mail.Mailbox(site.var / "mail").wait_for(count, to=address, timeout=10)
 
 
-@pytest.mark.parametrize("kind", SERVER_KINDS)
+@pytest.mark.parametrize("kind", SERVER_KINDS + FASTCGI_KINDS)
 def test_a_support_agents_day_in_the_browser(browser, kind):
     with running(kind, CONFIG) as server:
         site = server.site

@@ -1,0 +1,115 @@
+import Glibc
+
+/// One connection from the web server: records in, whole requests to the worker, answers out as
+/// STDOUT records and an END_REQUEST. Reads wait at most `readTimeout` for the next bytes of a
+/// request and the whole request at most four times that, so a slow or stalled client holds a
+/// worker for a bounded time; an idle kept connection is given up when the worker must stop.
+struct FastCGIConnection {
+    let fd: Int32
+    /// Readable when the worker has been told to stop.
+    let stopSignal: Int32
+    let readTimeout: Int32
+
+    /// How long a kept connection may sit idle between requests.
+    static let idleMilliseconds: Int32 = 60_000
+
+    /// Serves requests until the server closes the connection, breaks the protocol, is too
+    /// slow, or `answer` returns false (the worker must not take another request).
+    func serve(_ answer: (FastCGIAssembler.Request, inout FastCGIOutput) -> Bool) {
+        var reader = FastCGIRecordReader()
+        var assembler = FastCGIAssembler()
+        defer { reader.wipe(); assembler.wipe() }
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        defer { wipeBytes(&buffer) }
+        var requestStarted: Int64 = 0
+        while true {
+            do {
+                while let record = try reader.next() {
+                    switch assembler.take(record) {
+                    case .send(let bytes):
+                        guard CGIResponse.writeAll(bytes[...], to: fd) else { return }
+                    case .close(let reason):
+                        CGIApp.log("fastcgi", "refused", reason)
+                        return
+                    case .request(var request):
+                        var output = FastCGIOutput(fd: fd, requestID: request.id)
+                        let goOn = answer(request, &output)
+                        wipeBytes(&request.body)
+                        guard output.end(), goOn, request.keepConnection else { return }
+                    case nil:
+                        break
+                    }
+                }
+            } catch {
+                CGIApp.log("fastcgi", "refused", "\(error)")
+                return
+            }
+            let midRequest = assembler.isMidRequest || reader.pending > 0
+            if midRequest && requestStarted == 0 { requestStarted = monotonicMilliseconds() }
+            if !midRequest { requestStarted = 0 }
+            var wait = midRequest ? readTimeout : FastCGIConnection.idleMilliseconds
+            if midRequest {
+                let left = Int64(readTimeout) * 4 - (monotonicMilliseconds() - requestStarted)
+                guard left > 0 else { return CGIApp.log("fastcgi", "refused", "request not complete within \(readTimeout * 4) ms") }
+                wait = Int32(min(Int64(wait), left))
+            }
+            var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: stopSignal, events: Int16(POLLIN), revents: 0)]
+            let ready = poll(&fds, 2, wait)
+            if ready < 0 && errno == EINTR { continue }
+            guard ready > 0 else {
+                if midRequest { CGIApp.log("fastcgi", "refused", "no bytes for \(readTimeout) ms mid-request") }
+                return
+            }
+            // Told to stop: an idle connection is given up; a request under way is finished.
+            if fds[1].revents != 0 && fds[0].revents == 0 && !midRequest { return }
+            guard fds[0].revents != 0 else { continue }
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return }
+            reader.append(buffer[..<n])
+        }
+    }
+
+    private func monotonicMilliseconds() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+    }
+}
+
+/// A request's answer on its way out: STDOUT records gathered and written in large pieces, then
+/// the empty STDOUT and END_REQUEST that close the stream.
+struct FastCGIOutput {
+    let fd: Int32
+    let requestID: UInt16
+    private var pending: [UInt8] = []
+    private var failed = false
+
+    init(fd: Int32, requestID: UInt16) {
+        self.fd = fd
+        self.requestID = requestID
+        pending.reserveCapacity(4096)
+    }
+
+    /// Adds answer bytes; false once the server has gone away.
+    mutating func send(_ bytes: ArraySlice<UInt8>) -> Bool {
+        guard !failed else { return false }
+        FastCGIRecord.appendStream(.stdout, requestID: requestID, bytes, to: &pending)
+        if pending.count >= 1 << 18 { flush() }
+        return !failed
+    }
+
+    /// Ends the request: the empty STDOUT, END_REQUEST, and everything written. False when the
+    /// server is gone.
+    mutating func end() -> Bool {
+        FastCGIRecord.append(type: FastCGIRecord.Kind.stdout.rawValue, requestID: requestID, content: [], to: &pending)
+        pending += FastCGIRecord.endRequest(requestID).encoded
+        flush()
+        return !failed
+    }
+
+    private mutating func flush() {
+        if !failed && !CGIResponse.writeAll(pending[...], to: fd) { failed = true }
+        pending.removeAll(keepingCapacity: true)
+    }
+}

@@ -28,6 +28,7 @@ let package = Package(
         // libFuzzer targets (`make fuzz`); built normally they replay inputs given as files.
         .executableTarget(name: "fuzz-forms", dependencies: ["LatchkeyCGI"]),
         .executableTarget(name: "fuzz-templates", dependencies: ["LatchkeyCore"]),
+        .executableTarget(name: "fuzz-fastcgi", dependencies: ["LatchkeyCGI"]),
         .testTarget(
             name: "LatchkeyTests",
             dependencies: ["LatchkeyCore", "LatchkeyStore", "LatchkeySite", "LatchkeyMail", "LatchkeyAccounts", "LatchkeyCGI", "LatchkeyAdmin"],

@@ -13,9 +13,10 @@
 8. what the password blocklist adds to a reset POST;
 9. the integration: the API's person look-up and a Stripe event, against the C floor, and
    against Django doing the same (a bearer key, `stripe.Webhook.construct_event`);
+10. FastCGI under the three servers against a C FastCGI no-op (scripts/bench_fastcgi.py);
 then bench_forgot.py and bench_login.py (same answer, same time).
 
-`python3 scripts/bench.py [startup] [rps] [scale] [peer] [build] [console] [blocklist] [integration] [timing]` runs only those
+`python3 scripts/bench.py [startup] [rps] [scale] [peer] [build] [console] [blocklist] [integration] [fastcgi] [timing]` runs only those
 sections. Not a test: it prints figures and fails only when the run itself fails. BENCH_DURATION
 (default 3s) and BENCH_CONNECTIONS (default 8) tune wrk; BENCH_SERVERS (default
 "apache nginx lighttpd") picks the servers of the requests/s section.
@@ -47,7 +48,7 @@ SERVERS = os.environ.get("BENCH_SERVERS", "apache nginx lighttpd").split()
 GENEROUS = {k: {"count": 1_000_000, "window": "1h"} for k in
             ["forgot_per_address", "forgot_per_ip", "login_failures_per_account", "login_failures_per_ip"]}
 PASSWORD = "bench-password-1"
-SECTIONS = ["startup", "rps", "scale", "peer", "build", "console", "blocklist", "integration", "timing"]
+SECTIONS = ["startup", "rps", "scale", "peer", "build", "console", "blocklist", "integration", "fastcgi", "timing"]
 STRIPE_SECRET = "whsec_bench_0123456789abcdef"
 NOOP_C = r'''#include <stdio.h>
 int main(void) { fputs("Status: 204 No Content\r\n\r\n", stdout); return 0; }
@@ -373,6 +374,9 @@ def main():
             blocklist(site, cgi, work)
         if "integration" in wanted:
             integration(cgi, work, cleanup)
+        if "fastcgi" in wanted:
+            from bench_fastcgi import fastcgi_section
+            fastcgi_section(site, cgi, work, cleanup)
     finally:
         for step in reversed(cleanup):
             step()

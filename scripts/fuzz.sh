@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make fuzz` (FUZZ_SECONDS per target, default 60): libFuzzer with AddressSanitizer on the
-# request parsers (form body, query string, cookies) and the template parser. A crash stops
+# request parsers (form body, query string, cookies, FastCGI records and params) and the
+# template parser. A crash stops
 # the run and leaves its input in artifacts/fuzz/; copy it into Tests/fuzz/regressions/TARGET/
 # so every later test run replays it.
 set -euo pipefail
@@ -17,9 +18,9 @@ for module in LatchkeyCore LatchkeyStore LatchkeySite LatchkeyMail LatchkeyAccou
   objects+=("$scratch"/debug/$module.build/*.o)
 done
 mkdir -p artifacts/fuzz
-for target in forms templates; do
+for target in forms templates fastcgi; do
   binary="$scratch/fuzz-$target"
-  swiftc "${flags[@]}" -parse-as-library -g -I "$scratch/debug/Modules" -I Sources/CSodium -I Sources/CSQLite -I Sources/CNettle \
+  swiftc "${flags[@]}" -parse-as-library -g -I "$scratch/debug/Modules" -I Sources/CSodium -I Sources/CSQLite -I Sources/CNettle -I Sources/CLinux \
     "Sources/fuzz-$target/"*.swift "${objects[@]}" -lsodium -lsqlite3 -lnettle -o "$binary" >"$scratch-$target.log" 2>&1 \
     || { grep -v "Cannot export local symbol" "$scratch-$target.log" | tail -20 >&2; exit 1; }
   corpus="artifacts/fuzz/corpus-$target"
@@ -27,6 +28,12 @@ for target in forms templates; do
   seeds=("Tests/fuzz/seeds/$target" "Tests/fuzz/regressions/$target")
   # The shipped templates (the console's too) are the best template seeds; read them where they live.
   if [ "$target" = templates ]; then seeds+=(site/templates/pages site/templates/partials site/templates/email site/templates/admin); fi
+  # Every regression whole (a directory seed is cut at -max_len), then the bounded run.
+  for input in "Tests/fuzz/regressions/$target"/*; do
+    [ -f "$input" ] || continue
+    "$binary" "$input" >"artifacts/fuzz/$target-replay.log" 2>&1 \
+      || { echo "fuzz-$target: regression $input fails again: see artifacts/fuzz/$target-replay.log" >&2; exit 1; }
+  done
   echo "== fuzz-$target for ${seconds}s"
   status=0
   "$binary" -max_total_time="$seconds" -max_len=4096 -timeout=5 -rss_limit_mb=2048 -print_final_stats=1 \

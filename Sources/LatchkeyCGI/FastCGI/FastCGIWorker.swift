@@ -112,11 +112,14 @@ public final class FastCGIWorker {
         }
         reply.response.write(sendfileTo: nil) { output.send($0) }
         _ = output.end()
-        if let config, let after = reply.after ?? (current?.services.recordedEvents == true ? .events : nil) {
-            CGIApp.queueAfterResponse(after, config: config, connection: connection)
-        }
         answered += 1
         check(current)
+        if let config, let after = reply.after ?? (current?.services.recordedEvents == true ? .events : nil) {
+            // No SQLite connection may cross a fork, even unused: the child would inherit this
+            // process's record of the locks it holds. The next request opens it again.
+            current?.services.close()
+            CGIApp.queueAfterResponse(after, config: config, connection: connection)
+        }
         return stopReason == nil
     }
 

@@ -1,7 +1,18 @@
-/// Apache 2.4 with mod_cgid, or with `--fastcgi` mod_proxy_fcgi to `latchkey serve`'s workers and
-/// mod_authnz_fcgi asking `session` before Apache sends a members file itself: a snippet for an
-/// existing virtual host, or a complete file for `apache2 -f`.
+/// Apache 2.4 with mod_cgid; or with `--fastcgi`, workers Apache starts itself (mod_fcgid), or
+/// with `--fastcgi-listen` mod_proxy_fcgi to `latchkey serve`'s. In both FastCGI modes Apache
+/// sends members files itself once `session` has said yes. A snippet for an existing virtual
+/// host, or a complete file for `apache2 -f`.
 struct ApacheConfig {
+    /// How the endpoints run.
+    enum Mode {
+        /// A process per request (mod_cgid).
+        case cgi
+        /// Workers Apache starts and keeps (mod_fcgid); the members area behind its access checker.
+        case fcgid
+        /// `latchkey serve`'s workers (mod_proxy_fcgi); the members area behind mod_authnz_fcgi.
+        case proxy(ServeTarget)
+    }
+
     /// What a complete, self-contained config adds around the snippet.
     struct Standalone {
         let listen: String
@@ -13,17 +24,18 @@ struct ApacheConfig {
     }
 
     let layout: WebLayout
-    /// The workers to pass requests to (`--fastcgi`, TCP: mod_authnz_fcgi takes no unix socket).
-    var serve: ServeTarget?
+    var mode = Mode.cgi
 
     // mod_log_config is compiled into Debian's apache2 and must not be loaded again.
     static let modules = ["mpm_event", "authz_core", "mime", "alias", "cgid", "env", "headers", "dir"]
-    static let fastcgiModules = ["mpm_event", "authz_core", "mime", "alias", "env", "headers", "dir", "authn_core",
-                                 "authz_user", "proxy", "proxy_fcgi", "authnz_fcgi"]
+    static let proxyModules = ["mpm_event", "authz_core", "mime", "alias", "env", "headers", "dir", "authn_core",
+                               "authz_user", "proxy", "proxy_fcgi", "authnz_fcgi"]
+    static let fcgidModules = ["mpm_event", "authz_core", "mime", "alias", "env", "headers", "dir", "fcgid"]
 
     func render(standalone: Standalone?) -> String {
         let config = layout.config
-        var lines: [String] = serve.map { ["# start first: \($0.command)"] } ?? []
+        var lines: [String] = []
+        if case .proxy(let serve) = mode { lines.append("# start first: \(serve.command)") }
         if let s = standalone {
             lines += [
                 "# Complete Apache config for \(config.siteName), made by `latchkey webserver apache --standalone`.",
@@ -37,17 +49,26 @@ struct ApacheConfig {
                 "ErrorLog \"\(s.runtimeDir)/error.log\"",
                 "LogLevel warn",
             ]
-            lines += (serve == nil ? ApacheConfig.modules : ApacheConfig.fastcgiModules)
-                .map { "LoadModule \($0)_module /usr/lib/apache2/modules/mod_\($0).so" }
+            let modules = switch mode {
+            case .cgi: ApacheConfig.modules
+            case .fcgid: ApacheConfig.fcgidModules
+            case .proxy: ApacheConfig.proxyModules
+            }
+            lines += modules.map { "LoadModule \($0)_module /usr/lib/apache2/modules/mod_\($0).so" }
             lines += [
                 "TypesConfig /etc/mime.types",
                 "AddDefaultCharset utf-8",
                 "LogFormat \"%h %t \\\"%r\\\" %>s %b %D\" latchkey",
                 "CustomLog \"\(s.runtimeDir)/access.log\" latchkey",
             ]
-            if serve == nil {
+            switch mode {
+            case .cgi:
                 lines += ["# mod_cgid's socket must be an absolute path, or requests hang then fail with 503.",
                           "ScriptSock \"\(s.runtimeDir)/cgid.sock\""]
+            case .fcgid:
+                lines += ["FcgidIPCDir \"\(s.runtimeDir)/fcgid\"", "FcgidProcessTableFile \"\(s.runtimeDir)/fcgid_shm\""]
+            case .proxy:
+                break
             }
             lines += [
                 "StartServers 1",
@@ -104,7 +125,11 @@ struct ApacheConfig {
                 "</Location>",
             ]
         }
-        lines += serve.map(fastcgi) ?? cgi
+        switch mode {
+        case .cgi: lines += cgi
+        case .fcgid: lines += fcgid
+        case .proxy(let serve): lines += proxy(serve)
+        }
         return lines.joined(separator: "\n")
     }
 
@@ -133,10 +158,36 @@ struct ApacheConfig {
         ]
     }
 
+    /// mod_fcgid: the endpoints as workers Apache starts; the members area sent by Apache after
+    /// the access checker (`session`) said yes. mod_fcgid answers any refusal 401, and that
+    /// error document is `session` again, which gives the visitor the redirect to log in.
+    private var fcgid: [String] {
+        let config = layout.config
+        return [
+            "",
+            "# The endpoints: workers Apache starts and keeps (mod_fcgid), by URL.",
+            "FcgidInitialEnv LATCHKEY_CONFIG \"\(config.file)\"",
+            "# Each worker replaces itself (fastcgi.max_requests, max_memory); mod_fcgid need not count.",
+            "FcgidMaxRequestsPerProcess 0",
+            "Alias \(config.cgiPrefix) \"\(layout.cgiDir)/\"",
+            "<Directory \"\(layout.cgiDir)\">",
+            "    SetHandler fcgid-script",
+            "    Options +ExecCGI -Indexes",
+            "    AllowOverride None",
+            "    Require all granted",
+            "    # Never let a client's Proxy: header become HTTP_PROXY (httpoxy).",
+            "    RequestHeader unset Proxy early",
+            "    # The API's bearer key: Apache withholds Authorization unless told to pass it.",
+            "    CGIPassAuth On",
+            "</Directory>",
+        ] + members(["FcgidAccessChecker \"\(layout.cgiDir)/session\"", "ErrorDocument 401 \(config.cgiPrefix)session",
+                     "Require all granted"])
+    }
+
     /// mod_proxy_fcgi to the workers for every endpoint; the members area served by Apache after
     /// mod_authnz_fcgi has asked `session` (its 200 names the person, any other answer is the
     /// visitor's: the redirect to log in).
-    private func fastcgi(_ serve: ServeTarget) -> [String] {
+    private func proxy(_ serve: ServeTarget) -> [String] {
         let config = layout.config
         let names = "login|logout|forgot|reset|account|session|stripe|confirm-email|admin|api"
         return [
@@ -151,20 +202,26 @@ struct ApacheConfig {
             "    # The API's bearer key: Apache withholds Authorization unless told to pass it.",
             "    CGIPassAuth On",
             "</Location>",
-            "",
-            "# The members area: Apache sends the files (ranges, validators, sendfile) once the session",
-            "# authorizer has said yes; anyone else gets its answer, the redirect to log in.",
             "AuthnzFcgiDefineProvider authn latchkey-session fcgi://\(serve.listen)/",
+        ] + members(["AuthType latchkey", "AuthName \"members\"",
+                     "AuthnzFcgiCheckAuthnProvider latchkey-session Authoritative On RequireBasicAuth Off UserExpr \"%{reqenv:LATCHKEY_PERSON}\"",
+                     "Require valid-user"])
+    }
+
+    /// The members area sent by Apache itself (ranges, validators, sendfile) behind `check`.
+    private func members(_ check: [String]) -> [String] {
+        let config = layout.config
+        return [
+            "",
+            "# The members area: Apache sends the files once the session check has said yes; anyone",
+            "# else gets the check's own answer, the redirect to log in.",
             "RedirectMatch 303 \"^\(layout.membersPattern)$\" \"\(config.membersPath)\"",
             "Alias \"\(config.membersPath)\" \"\(layout.membersDir)/\"",
             "<Directory \"\(layout.membersDir)\">",
             "    Options -Indexes -FollowSymLinks",
             "    AllowOverride None",
             "    DirectoryIndex index.html",
-            "    AuthType latchkey",
-            "    AuthName \"members\"",
-            "    AuthnzFcgiCheckAuthnProvider latchkey-session Authoritative On RequireBasicAuth Off UserExpr \"%{reqenv:LATCHKEY_PERSON}\"",
-            "    Require valid-user",
+        ] + check.map { "    " + $0 } + [
             "    Header always set Cache-Control \"private, no-store\"",
             "    AddType text/vtt .vtt",
             "    AddType application/vnd.apple.mpegurl .m3u8",

@@ -28,7 +28,10 @@ enum WebserverCommand {
         }
         switch server {
         case "apache":
-            Console.out(ApacheConfig(layout: layout, serve: serve("127.0.0.1:9071")).render(standalone: standalone ? whole : nil))
+            // mod_fcgid starts the workers itself; with --fastcgi-listen, latchkey serve runs them.
+            var apache = ApacheConfig(layout: layout)
+            if fastcgi { apache.mode = options["fastcgi-listen"] == nil ? .fcgid : serve("").map { .proxy($0) } ?? .fcgid }
+            Console.out(apache.render(standalone: standalone ? whole : nil))
         case "nginx":
             Console.out(NginxConfig(layout: layout, serve: serve("unix:\(runDir)/latchkey.sock")).render(standalone: standalone ? whole : nil))
         case "lighttpd":

@@ -47,6 +47,9 @@ public struct CGIRequest: Sendable {
     public let isAuthorizer: Bool
     /// `REQUEST_URI`: the path and query the client asked for (what an authorizer guards).
     public let requestURI: String?
+    /// `REDIRECT_STATUS`: set by Apache when this request is the error document of another
+    /// (mod_fcgid's access checker said no: `ErrorDocument 401` comes here).
+    public let redirectStatus: String?
     /// The body already read, under FastCGI (its STDIN stream); nil under CGI, where it waits
     /// on standard input.
     public var body: [UInt8]?
@@ -55,7 +58,7 @@ public struct CGIRequest: Sendable {
     public static let variables = ["REQUEST_METHOD", "QUERY_STRING", "PATH_INFO", "CONTENT_TYPE", "CONTENT_LENGTH",
                                    "HTTP_COOKIE", "REMOTE_ADDR", "HTTPS", "REQUEST_SCHEME", "HTTP_ORIGIN",
                                    "HTTP_SEC_FETCH_SITE", "HTTP_USER_AGENT", "HTTP_AUTHORIZATION", "HTTP_IDEMPOTENCY_KEY",
-                                   "HTTP_STRIPE_SIGNATURE", "HTTP_RANGE", "HTTP_IF_RANGE", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "FCGI_ROLE", "REQUEST_URI"]
+                                   "HTTP_STRIPE_SIGNATURE", "HTTP_RANGE", "HTTP_IF_RANGE", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "FCGI_ROLE", "REQUEST_URI", "REDIRECT_STATUS"]
 
     /// Reads the request's variables from `environment`.
     public init(environment: [String: String]) {
@@ -87,6 +90,7 @@ public struct CGIRequest: Sendable {
         ifModifiedSince = value("HTTP_IF_MODIFIED_SINCE")
         isAuthorizer = value("FCGI_ROLE") == "AUTHORIZER"
         requestURI = value("REQUEST_URI")
+        redirectStatus = value("REDIRECT_STATUS")
     }
 
     /// The query's fields; a malformed or oversized query is a 400.

@@ -67,10 +67,14 @@ enum SessionEndpoint {
         // A FastCGI authorizer (lighttpd, Apache): 200 lets the server send the file, and any
         // other answer goes to the visitor, so it is the members gate's own redirect.
         // The person's id goes back as a variable (Apache's UserExpr makes it REMOTE_USER).
-        if context.request.isAuthorizer {
-            let wanted = SessionCookie.sameSitePath(context.request.requestURI, context.config) ?? context.config.membersPath
+        // mod_fcgid turns any refusal into a 401, whose error document is this endpoint again:
+        // there it gives the refusal itself (or, had the session come alive since, the page).
+        let request = context.request
+        if request.isAuthorizer || request.redirectStatus == "401" {
+            let wanted = SessionCookie.sameSitePath(request.requestURI, context.config) ?? context.config.membersPath
             let session = try SessionCookie.live(context)
             if let refused = SessionCookie.refuseMembers(session, then: wanted, context) { return refused }
+            guard request.isAuthorizer else { return Reply(.redirect(to: context.config.origin + wanted)) }
             return Reply(CGIResponse(status: 200, headers: [("Variable-LATCHKEY_PERSON", String(session?.person.id ?? 0))]))
         }
         guard let live = try SessionCookie.live(context), SessionCookie.admitsMembers(live) else {

@@ -311,6 +311,15 @@ class ApacheFastCGIServer(_Serve, ApacheServer):
         return ["--fastcgi-listen", f"127.0.0.1:{self.fastcgi_port}"]
 
 
+class ApacheFcgidServer(ApacheServer):
+    """Apache starting the workers itself (mod_fcgid); members behind its access checker."""
+
+    FASTCGI = True
+
+    def _webserver_args(self) -> list:
+        return ["--fastcgi"]
+
+
 class NginxFastCGIServer(_Serve, NginxServer):
     """nginx `fastcgi_pass` to `latchkey serve` on a unix socket; members through auth_request."""
 
@@ -332,9 +341,11 @@ class LighttpdFastCGIServer(LighttpdServer):
 
 
 SERVER_CLASSES = {"apache": ApacheServer, "nginx": NginxServer, "lighttpd": LighttpdServer,
-                  "apache-fastcgi": ApacheFastCGIServer, "nginx-fastcgi": NginxFastCGIServer,
-                  "lighttpd-fastcgi": LighttpdFastCGIServer}
-FASTCGI_KINDS = ("apache-fastcgi", "nginx-fastcgi", "lighttpd-fastcgi")
+                  "apache-fastcgi": ApacheFastCGIServer, "apache-fcgid": ApacheFcgidServer,
+                  "nginx-fastcgi": NginxFastCGIServer, "lighttpd-fastcgi": LighttpdFastCGIServer}
+# FastCGI under each server: Apache both ways (latchkey serve behind mod_proxy_fcgi, and
+# mod_fcgid starting the workers), nginx with latchkey serve, lighttpd with bin-path.
+FASTCGI_KINDS = ("apache-fastcgi", "apache-fcgid", "nginx-fastcgi", "lighttpd-fastcgi")
 
 
 def make_server(kind: str, site: Site, cgi_dir: Path | str = CGI_DIR) -> ApacheServer:

@@ -12,7 +12,7 @@ import pytest
 
 import maildir as mail
 from lkserver import ROOT, admin_ok, site_dump, site_sql
-from servers import running
+from servers import FASTCGI_KINDS, running
 
 ALL_SCOPES = ["people:read", "people:write", "access:write", "mail:send", "links:read"]
 CONFIG = {"site_name": "Acme Academy", "api": {"rate_limit": {"count": 100000, "window": "1m"}}}
@@ -319,7 +319,7 @@ def test_the_openapi_document_is_served_without_a_key_and_names_this_site(server
     assert document["paths"] == repository["paths"] and document["components"] == repository["components"]
 
 
-@pytest.mark.parametrize("kind", ["nginx", "lighttpd"])
+@pytest.mark.parametrize("kind", ["nginx", "lighttpd", *FASTCGI_KINDS])
 def test_the_bearer_key_reaches_the_api_under_every_server(latchkey_path, kind):
     with running(kind, CONFIG, offer="gold") as server:
         key = new_key(server, "people:read", "people:write")

@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Testing
+import CSQLite
 @testable import LatchkeyStore
 
 @Suite struct StoreTests {
@@ -46,6 +47,30 @@ import Testing
             let after = try #require(try db.query("SELECT * FROM t").first)
             #expect(after.text("z") == "zed")
             #expect(after.int("a") == 1 && after.text("b") == "one")
+        }
+    }
+
+    /// What a FastCGI worker checks after every request before it takes another.
+    @Test func aConnectionIsIdleOnlyInAutocommitWithNoStatementMidStep() throws {
+        try withDatabase { db, path throws in
+            try db.execute("CREATE TABLE t (a INTEGER)")
+            try db.execute("INSERT INTO t VALUES (1), (2)")
+            #expect(db.isIdle)
+            try db.execute("BEGIN")
+            #expect(!db.isIdle)
+            try db.execute("ROLLBACK")
+            #expect(db.isIdle)
+            // A statement stepped once and left: it holds a read transaction open.
+            var statement: OpaquePointer?
+            sqlite3_prepare_v2(db.handle, "SELECT a FROM t", -1, &statement, nil)
+            #expect(sqlite3_step(statement) == SQLITE_ROW)
+            #expect(!db.isIdle)
+            sqlite3_finalize(statement)
+            #expect(db.isIdle)
+            // Another connection changing the schema moves the version this one sees.
+            let before = try db.schemaVersion()
+            try Database.open(path: path).execute("CREATE TABLE u (b TEXT)")
+            #expect(try db.schemaVersion() != before)
         }
     }
 

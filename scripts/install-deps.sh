@@ -2,7 +2,7 @@
 # Installs what Latchkey needs on Debian, only when it is missing.
 #   install-deps.sh build   the C libraries the Swift build links
 #   install-deps.sh demo    + Apache, and curl (the webhooks' HTTP client)
-#   install-deps.sh test    + the three web servers (and Apache's mod_fcgid), msmtp, Chromium, curl, and the Python test tools
+#   install-deps.sh test    + the three web servers (and Apache's mod_fcgid and mod_xsendfile), msmtp, Chromium, curl, and the Python test tools
 #   install-deps.sh bench   + the three web servers, wrk, hyperfine, gcc, libfcgi (the FastCGI floor), and Django for the peer
 set -euo pipefail
 what="${1:-build}"
@@ -10,7 +10,7 @@ packages=(libsqlite3-dev libsodium-dev nettle-dev sqlite3)
 case "$what" in
   build) ;;
   demo) packages+=(apache2 curl) ;;
-  test) packages+=(apache2 libapache2-mod-fcgid nginx fcgiwrap lighttpd msmtp python3-aiosmtpd chromium chromium-driver openssl zbar-tools curl) ;;
+  test) packages+=(apache2 libapache2-mod-fcgid libapache2-mod-xsendfile nginx fcgiwrap lighttpd msmtp python3-aiosmtpd chromium chromium-driver openssl zbar-tools curl) ;;
   bench) packages+=(apache2 libapache2-mod-fcgid nginx fcgiwrap lighttpd wrk hyperfine gcc curl libfcgi-dev) ;;
   *) echo "usage: $0 build|demo|test|bench" >&2; exit 2 ;;
 esac

@@ -50,7 +50,7 @@ struct ApacheConfig {
                 "LogLevel warn",
             ]
             let modules = switch mode {
-            case .cgi: ApacheConfig.modules
+            case .cgi: ApacheConfig.modules + (layout.config.membersSendfile == .xSendfile ? ["xsendfile"] : [])
             case .fcgid: ApacheConfig.fcgidModules
             case .proxy: ApacheConfig.proxyModules
             }
@@ -141,6 +141,13 @@ struct ApacheConfig {
             "# The members area: the gate CGI serves members_dir (outside the document root) to logged-in",
             "# customers with active access and sends everyone else to the login page.",
             "ScriptAliasMatch \"^\(layout.membersPattern)(/.*)?$\" \"\(layout.cgiDir)/members$1\"",
+        ] + (config.membersSendfile == .xSendfile ? [
+            "# members_sendfile: the gate names the file and Apache sends it (mod_xsendfile: a2enmod xsendfile).",
+            "<Location \"\(String(config.membersPath.dropLast()))\">",
+            "    XSendFile On",
+            "    XSendFilePath \"\(layout.membersDir)\"",
+            "</Location>",
+        ] : []) + [
             "",
             "# The CGI endpoints: login, logout, forgot, reset, account, session, admin, api, stripe.",
             "ScriptAlias \(config.cgiPrefix) \"\(layout.cgiDir)/\"",
@@ -223,6 +230,7 @@ struct ApacheConfig {
             "    DirectoryIndex index.html",
         ] + check.map { "    " + $0 } + [
             "    Header always set Cache-Control \"private, no-store\"",
+            "    Header always set X-Content-Type-Options nosniff",
             "    AddType text/vtt .vtt",
             "    AddType application/vnd.apple.mpegurl .m3u8",
             "    AddType application/dash+xml .mpd",

@@ -37,13 +37,13 @@ struct LighttpdConfig {
             "server.document-root = \"\(layout.documentRoot)\"",
             "index-file.names = (\"login.html\")",
             "server.error-handler = \"\(config.rootPath)error-404.html\"",
-            "url.redirect = (\"^\(config.rootPath)\\.well-known/change-password$\" => \"\(layout.accountPage)\")",
+            "url.redirect = (\"^\(config.rootPath)\\.well-known/change-password$\" => \"\(layout.accountPage)\"\(socketDir == nil ? "" : ", \"^\(layout.membersPattern)$\" => \"\(config.membersPath)\""))",
             "url.redirect-code = 303",
             "",
         ]
         lines += socketDir.map(fastcgi) ?? cgi
         lines += [
-            "$HTTP[\"url\"] !~ \"^(\(config.cgiPrefix)|\(config.membersPath))\" {",
+            "$HTTP[\"url\"] !~ \"^(\(config.cgiPrefix)|\(layout.membersPattern)(/|$))\" {",
             "    setenv.add-response-header = (\(headers))",
             "}",
         ]
@@ -61,7 +61,9 @@ struct LighttpdConfig {
         var lines = [
             "# The CGI endpoints and the members gate (which serves members_dir, outside the document root).",
             "alias.url += (\"\(config.cgiPrefix)\" => \"\(layout.cgiDir)/\", \"\(String(config.membersPath.dropLast()))\" => \"\(layout.cgiDir)/members\")",
-            "$HTTP[\"url\"] =~ \"^(\(config.cgiPrefix)|\(config.membersPath))\" {",
+            // `members_path` without its slash too: the alias maps it to the gate itself, which must
+            // run, never be sent as a file.
+            "$HTTP[\"url\"] =~ \"^(\(config.cgiPrefix)|\(layout.membersPattern)(/|$))\" {",
             "    cgi.assign = (\"\" => \"\")",
             "    setenv.add-environment = (\"LATCHKEY_CONFIG\" => \"\(config.file)\")",
         ]
@@ -91,7 +93,7 @@ struct LighttpdConfig {
             ")",
             "$HTTP[\"url\"] =~ \"^\(config.membersPath)\" {",
             "    index-file.names = (\"index.html\")",
-            "    setenv.add-response-header = (\"Cache-Control\" => \"private, no-store\")",
+            "    setenv.add-response-header = (\"Cache-Control\" => \"private, no-store\", \"X-Content-Type-Options\" => \"nosniff\")",
             "}",
         ]
     }

@@ -34,7 +34,11 @@ enum ServeCommand {
         let supervisor = Supervisor(socket: socket, program: program, configPath: config.file, workers: workers)
         Console.err("latchkey serve: \(address), \(workers) worker\(workers == 1 ? "" : "s") of \(program)")
         let status = supervisor.run()
-        if let unixPath { unlink(unixPath) }
+        // Dropped to --user, the supervisor may not remove a socket in a folder that is not that
+        // user's: the next start replaces it (systemd's socket unit has none of this).
+        if let unixPath, unlink(unixPath) != 0 {
+            Console.err("latchkey serve: left \(unixPath) (\(String(cString: strerror(errno)))); the next start replaces it")
+        }
         if status != 0 { throw CommandError("workers could not be kept running") }
     }
 

@@ -13,7 +13,7 @@ final class Supervisor {
     private let program: String
     private let configPath: String
     private let size: Int
-    /// Live workers, with when each started.
+    /// Live workers, with when each started (monotonic milliseconds).
     private var workers: [pid_t: Int64] = [:]
     /// Workers told to finish, which are not replaced when they exit.
     private var retiring: Set<pid_t> = []
@@ -98,7 +98,9 @@ final class Supervisor {
             let retired = retiring.remove(pid) != nil
             let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
             if code != 0 { log("worker \(pid) exited with status \(code)") }
-            failures = Clock.now() - started < 1 && !retired && !stopping ? failures + 1 : 0
+            // A worker replacing itself exits 0; only one that fails straight after starting
+            // counts toward the back-off.
+            failures = code != 0 && Supervisor.milliseconds() - started < 1000 && !retired && !stopping ? failures + 1 : 0
         }
     }
 
@@ -125,7 +127,13 @@ final class Supervisor {
             failures += 1
             return log("cannot start \(program): \(String(cString: strerror(result)))")
         }
-        workers[pid] = Clock.now()
+        workers[pid] = Supervisor.milliseconds()
+    }
+
+    private static func milliseconds() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
     }
 
     private func log(_ message: String) {

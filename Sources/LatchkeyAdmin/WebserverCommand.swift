@@ -22,6 +22,11 @@ enum WebserverCommand {
             throw CommandError("--tls-cert and --tls-key go together")
         }
         let fastcgi = invocation.arguments.flags.contains("fastcgi")
+        // The gate hands files back only where the server can take them; with FastCGI the
+        // server sends members files itself and the setting does not apply.
+        if !fastcgi, server != "nginx", config.membersSendfile == .xAccelRedirect {
+            throw CommandError("members_sendfile x-accel-redirect is for nginx; \(server) takes x-sendfile (or off)")
+        }
         let runDir = standalone ? runtime : "/run/latchkey"
         func serve(_ fallback: String) -> ServeTarget? {
             fastcgi ? ServeTarget(listen: options["fastcgi-listen"] ?? fallback, config: config, cgiDir: layout.cgiDir) : nil

@@ -45,6 +45,9 @@ public struct CGIRequest: Sendable {
     /// True when a FastCGI server asks as an authorizer (`FCGI_ROLE`): 200 lets the request
     /// through, anything else is the client's answer.
     public let isAuthorizer: Bool
+    /// `FCGI_APACHE_ROLE`: which of Apache's phases an authorizer answers (`AUTHENTICATOR`
+    /// from mod_authnz_fcgi, `ACCESS_CHECKER` from mod_fcgid).
+    public let apacheRole: String?
     /// `REQUEST_URI`: the path and query the client asked for (what an authorizer guards).
     public let requestURI: String?
     /// `REDIRECT_STATUS`: set by Apache when this request is the error document of another
@@ -58,7 +61,7 @@ public struct CGIRequest: Sendable {
     public static let variables = ["REQUEST_METHOD", "QUERY_STRING", "PATH_INFO", "CONTENT_TYPE", "CONTENT_LENGTH",
                                    "HTTP_COOKIE", "REMOTE_ADDR", "HTTPS", "REQUEST_SCHEME", "HTTP_ORIGIN",
                                    "HTTP_SEC_FETCH_SITE", "HTTP_USER_AGENT", "HTTP_AUTHORIZATION", "HTTP_IDEMPOTENCY_KEY",
-                                   "HTTP_STRIPE_SIGNATURE", "HTTP_RANGE", "HTTP_IF_RANGE", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "FCGI_ROLE", "REQUEST_URI", "REDIRECT_STATUS"]
+                                   "HTTP_STRIPE_SIGNATURE", "HTTP_RANGE", "HTTP_IF_RANGE", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "FCGI_ROLE", "FCGI_APACHE_ROLE", "REQUEST_URI", "REDIRECT_STATUS"]
 
     /// Reads the request's variables from `environment`.
     public init(environment: [String: String]) {
@@ -89,6 +92,7 @@ public struct CGIRequest: Sendable {
         ifNoneMatch = value("HTTP_IF_NONE_MATCH")
         ifModifiedSince = value("HTTP_IF_MODIFIED_SINCE")
         isAuthorizer = value("FCGI_ROLE") == "AUTHORIZER"
+        apacheRole = value("FCGI_APACHE_ROLE")
         requestURI = value("REQUEST_URI")
         redirectStatus = value("REDIRECT_STATUS")
     }

@@ -10,6 +10,10 @@ public struct CGIResponse: Sendable {
     public var body: [UInt8]
     /// A file to stream after the headers instead of `body` (the members gate).
     public var file: FileBody?
+    /// False for what is not one of Latchkey's pages (a members file, an authorizer's yes): the
+    /// site's own pages and media must not inherit the pages' policy, which forbids media,
+    /// scripts and framing. They keep `nosniff`.
+    public var isPage = true
 
     /// Part of a file, read and written in pieces so its size does not matter.
     public struct FileBody: Sendable {
@@ -61,7 +65,8 @@ public struct CGIResponse: Sendable {
         }
         header("Status", String(status) + " " + CGIResponse.reason(status))
         // A handler may set its own value for one of them (the console allows its own script).
-        for (name, value) in CGIResponse.securityHeaders where !headers.contains(where: { $0.0 == name }) { header(name, value) }
+        for (name, value) in CGIResponse.securityHeaders where (isPage || name == "X-Content-Type-Options")
+            && !headers.contains(where: { $0.0 == name }) { header(name, value) }
         for (name, value) in headers { header(name, value) }
         // A file handed back to the server (X-Sendfile, X-Accel-Redirect) gets the server's length.
         if !headers.contains(where: { $0.0 == "X-Sendfile" || $0.0 == "X-Accel-Redirect" }) {

@@ -66,16 +66,27 @@ enum SessionEndpoint {
         try context.request.require(["GET", "HEAD"])
         // A FastCGI authorizer (lighttpd, Apache): 200 lets the server send the file, and any
         // other answer goes to the visitor, so it is the members gate's own redirect.
-        // The person's id goes back as a variable (Apache's UserExpr makes it REMOTE_USER).
-        // mod_fcgid turns any refusal into a 401, whose error document is this endpoint again:
-        // there it gives the refusal itself (or, had the session come alive since, the page).
+        // mod_fcgid's access checker turns any refusal into a 401, whose error document is this
+        // endpoint again: there it gives the refusal itself (or, had the session come alive
+        // since, the page), so the checker's own refusal carries nothing to be sent twice.
         let request = context.request
         if request.isAuthorizer || request.redirectStatus == "401" {
             let wanted = SessionCookie.sameSitePath(request.requestURI, context.config) ?? context.config.membersPath
             let session = try SessionCookie.live(context)
-            if let refused = SessionCookie.refuseMembers(session, then: wanted, context) { return refused }
-            guard request.isAuthorizer else { return Reply(.redirect(to: context.config.origin + wanted)) }
-            return Reply(CGIResponse(status: 200, headers: [("Variable-LATCHKEY_PERSON", String(session?.person.id ?? 0))]))
+            var yes = CGIResponse(status: 200)
+            yes.isPage = false  // the server copies a yes's headers onto the file it sends
+            guard let refused = SessionCookie.refuseMembers(session, then: wanted, context) else {
+                guard request.isAuthorizer else { return Reply(.redirect(to: context.config.origin + wanted)) }
+                // mod_authnz_fcgi makes the person's id REMOTE_USER (its UserExpr), for the log.
+                if request.apacheRole == "AUTHENTICATOR" { yes.headers.append(("Variable-LATCHKEY_PERSON", String(session?.person.id ?? 0))) }
+                return Reply(yes)
+            }
+            if request.apacheRole == "ACCESS_CHECKER" {
+                var no = CGIResponse(status: 401)
+                no.isPage = false
+                return Reply(no)
+            }
+            return refused
         }
         guard let live = try SessionCookie.live(context), SessionCookie.admitsMembers(live) else {
             return Reply(CGIResponse(status: 401))

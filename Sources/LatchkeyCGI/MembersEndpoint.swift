@@ -57,6 +57,7 @@ enum MembersEndpoint {
         // As nginx serves them: never kept by a shared cache, nor on a shared computer after a
         // logout. The validators still answer a client that asks (players, download managers).
         response.headers.append(("Cache-Control", "private, no-store"))
+        response.isPage = false
         return Reply(response)
     }
 }

@@ -23,7 +23,7 @@ public func fuzzFastCGI(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
             switch event {
             case .request(let request):
                 precondition(request.body.count <= FastCGIAssembler.maxBodyBytes)
-            case .send(let answer):
+            case .send(let answer), .ended(let answer, _):
                 precondition(answer.count % 8 == 0, "records are padded to 8 bytes")
             case .close:
                 break feeding

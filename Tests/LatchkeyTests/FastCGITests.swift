@@ -102,8 +102,8 @@ import Testing
     }
 
     @Test func theFilterRoleIsRefusedAndTheAuthorizerNeedsNoBody() {
-        guard case .send(let refusal)? = events(begin(1, role: 3)).first else { Issue.record("no refusal"); return }
-        #expect(refusal == FastCGIRecord.endRequest(1, .unknownRole).encoded)
+        guard case .ended(let refusal, let keep)? = events(begin(1, role: 3)).first else { Issue.record("no refusal"); return }
+        #expect(refusal == FastCGIRecord.endRequest(1, .unknownRole).encoded && !keep)
         let authorizer = requests(events(begin(1, role: 2) + record(4, 1, pair("REQUEST_URI", "/members/a")) + record(4, 1, [])))
         #expect(authorizer.first?.role == .authorizer && authorizer.first?.environment["REQUEST_URI"] == "/members/a")
     }
@@ -126,8 +126,8 @@ import Testing
     }
 
     @Test func anAbortEndsTheRequestAndAnotherVersionStopsTheStream() {
-        guard case .send(let ended)? = events(begin(7) + record(2, 7, [])).first else { Issue.record("no end"); return }
-        #expect(ended == FastCGIRecord.endRequest(7).encoded)
+        guard case .ended(let ended, let keep)? = events(begin(7, keep: true) + record(2, 7, [])).first else { Issue.record("no end"); return }
+        #expect(ended == FastCGIRecord.endRequest(7).encoded && keep)
         var reader = FastCGIRecordReader()
         reader.append([2, 1, 0, 1, 0, 0, 0, 0][...])
         #expect(throws: FastCGIRecordReader.Failure.badVersion(2)) { try reader.next() }

@@ -23,8 +23,11 @@ public struct FastCGIAssembler: Sendable {
     public enum Event: Sendable {
         /// Run this request and answer it.
         case request(Request)
-        /// Send these bytes (a management answer, or an END_REQUEST refusing a request).
+        /// Send these bytes (a management answer, or an END_REQUEST refusing a second request).
         case send([UInt8])
+        /// Send this END_REQUEST of a request ended unanswered (aborted, or a role refused); the
+        /// connection stays open only if the server asked to keep it.
+        case ended([UInt8], keepConnection: Bool)
         /// The peer broke the protocol: close the connection.
         case close(String)
     }
@@ -63,9 +66,9 @@ public struct FastCGIAssembler: Sendable {
         case .beginRequest:
             return begin(record)
         case .abortRequest:
-            guard partial?.id == record.requestID else { return nil }
+            guard let open = partial, open.id == record.requestID else { return nil }
             wipe()
-            return .send(FastCGIRecord.endRequest(record.requestID).encoded)
+            return .ended(FastCGIRecord.endRequest(record.requestID).encoded, keepConnection: open.keep)
         case .params:
             guard var open = partial, open.id == record.requestID, !open.paramsDone else { return nil }
             partial = nil
@@ -116,7 +119,8 @@ public struct FastCGIAssembler: Sendable {
         guard record.content.count == 8 else { return .close("BEGIN_REQUEST body of \(record.content.count) bytes") }
         let rawRole = UInt16(record.content[0]) << 8 | UInt16(record.content[1])
         guard let role = FastCGIRecord.Role(rawValue: rawRole), role != .filter else {
-            return .send(FastCGIRecord.endRequest(record.requestID, .unknownRole).encoded)
+            return .ended(FastCGIRecord.endRequest(record.requestID, .unknownRole).encoded,
+                          keepConnection: record.content[2] & FastCGIRecord.keepConnection != 0)
         }
         partial = Partial(id: record.requestID, role: role, keep: record.content[2] & FastCGIRecord.keepConnection != 0)
         return nil

@@ -28,6 +28,8 @@ struct FastCGIConnection {
                     switch assembler.take(record) {
                     case .send(let bytes):
                         guard CGIResponse.writeAll(bytes[...], to: fd) else { return }
+                    case .ended(let bytes, let keepConnection):
+                        guard CGIResponse.writeAll(bytes[...], to: fd), keepConnection else { return }
                     case .close(let reason):
                         CGIApp.log("fastcgi", "refused", reason)
                         return
@@ -36,6 +38,7 @@ struct FastCGIConnection {
                         let goOn = answer(request, &output)
                         wipeBytes(&request.body)
                         guard output.end(), goOn, request.keepConnection else { return }
+                        requestStarted = 0
                     case nil:
                         break
                     }
@@ -57,8 +60,10 @@ struct FastCGIConnection {
             let ready = poll(&fds, 2, wait)
             if ready < 0 && errno == EINTR { continue }
             guard ready > 0 else {
-                if midRequest { CGIApp.log("fastcgi", "refused", "no bytes for \(readTimeout) ms mid-request") }
-                return
+                guard midRequest else { return }
+                let whole = monotonicMilliseconds() - requestStarted >= Int64(readTimeout) * 4
+                return CGIApp.log("fastcgi", "refused", whole ? "request not complete within \(readTimeout * 4) ms"
+                                                                : "no bytes for \(readTimeout) ms mid-request")
             }
             // Told to stop: an idle connection is given up; a request under way is finished.
             if fds[1].revents != 0 && fds[0].revents == 0 && !midRequest { return }
@@ -84,6 +89,7 @@ struct FastCGIOutput {
     let requestID: UInt16
     private var pending: [UInt8] = []
     private var failed = false
+    private var ended = false
 
     init(fd: Int32, requestID: UInt16) {
         self.fd = fd
@@ -99,9 +105,11 @@ struct FastCGIOutput {
         return !failed
     }
 
-    /// Ends the request: the empty STDOUT, END_REQUEST, and everything written. False when the
-    /// server is gone.
+    /// Ends the request (once, however often called): the empty STDOUT, END_REQUEST, and
+    /// everything written. False when the server is gone.
     mutating func end() -> Bool {
+        guard !ended else { return !failed }
+        ended = true
         FastCGIRecord.append(type: FastCGIRecord.Kind.stdout.rawValue, requestID: requestID, content: [], to: &pending)
         pending += FastCGIRecord.endRequest(requestID).encoded
         flush()

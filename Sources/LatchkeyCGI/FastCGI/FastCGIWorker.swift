@@ -61,6 +61,8 @@ public final class FastCGIWorker {
         guard stopSignal >= 0 else { return fail("signalfd: \(String(cString: strerror(errno)))") }
         // A server that hangs up mid-answer must not kill the worker.
         signal(SIGPIPE, SIG_IGN)
+        // The site now, so its read timeout holds from the first connection.
+        _ = currentSite(processConfig)
         // Shared with other workers: accept only when poll says so, and never block in it.
         _ = fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK)
         while stopReason == nil {

@@ -36,8 +36,8 @@ import pytest
 
 import fcgiclient as fc
 from lkserver import (
-    WEB_USER, Site, add_customer, admin_ok, cgi_environ, integrity_check, latchkey_bin, poll, run_latchkey,
-    served_tempdir, site_sql,
+    CGI_DIR, WEB_USER, Site, add_customer, admin_ok, cgi_environ, integrity_check, latchkey_bin, poll, run_latchkey,
+    served_tempdir, site_sql, sqlite_cmd,
 )
 from servers import running
 
@@ -918,6 +918,55 @@ def test_config_change_replaces_the_worker_that_notices(latchkey_path):
              what=f"worker {pid} gone and the pool full again")
         assert srv.get("/login.html").status == 200
         assert "exited with status" not in srv.serve_output()
+
+
+def test_schema_change_replaces_the_worker_that_notices(latchkey_path):
+    """Another process changes the database's schema (as an upgrade's migration does) while the
+    workers run: the next worker to use the database answers, logs "the database schema
+    changed", and is replaced, so no worker goes on with statements made for the old one."""
+    with running("nginx-fastcgi", THROTTLES) as srv:
+        pool_of(srv, 4)
+        for _ in range(8):
+            assert srv.get("/cgi-bin/reset?token=bogus").status == 303
+        subprocess.run(sqlite_cmd(srv.site, "CREATE TABLE upgrade_probe (a INTEGER)"), check=True, capture_output=True)
+        srv.site.chown_var()
+
+        def ask():
+            resp = srv.get("/cgi-bin/reset?token=bogus")
+            assert resp.status == 303 and location_path(resp.headers) == "/expired.html", (resp.status, resp.headers)
+            return replacements(srv.serve_output(), "the database schema changed")
+
+        poll(ask, timeout=10, interval=0.01, what="a worker replaced for the schema change")
+        assert "exited with status" not in srv.serve_output()
+
+
+def test_descriptor_0_decides_the_mode(default_site):
+    """FastCGI 1.0 §2.2: a listening socket on descriptor 0 makes the executable a responder; a
+    connected socket there (what mod_cgid gives a CGI) or a pipe keeps it plain CGI, answering
+    once on standard output and exiting."""
+    env = {"LATCHKEY_CONFIG": str(default_site.config), "REQUEST_METHOD": "GET", "REMOTE_ADDR": "127.0.0.1"}
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        done = subprocess.run([str(CGI_DIR / "session")], stdin=theirs, capture_output=True, env=env, timeout=10)
+    assert done.returncode == 0 and done.stdout.startswith(b"Status: 401"), done
+    piped = subprocess.run([str(CGI_DIR / "session")], input=b"", capture_output=True, env=env, timeout=10)
+    assert piped.returncode == 0 and piped.stdout.startswith(b"Status: 401"), piped
+    runtime = web_owned_tempdir("latchkey-fd0-")
+    listener = socket.socket(socket.AF_UNIX)
+    try:
+        listener.bind(str(runtime / "fd0.sock"))
+        listener.listen(4)
+        worker = subprocess.Popen([str(CGI_DIR / "session")], stdin=listener.fileno(), stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, env=env)
+        try:
+            status, _, _ = answer(f"unix:{runtime}/fd0.sock", fc.request_bytes({**env, "SCRIPT_NAME": "/cgi-bin/session"}))
+            assert status == 401 and worker.poll() is None, "a responder answers and stays for the next request"
+        finally:
+            worker.terminate()
+            assert worker.wait(timeout=10) == 0, "SIGTERM ends an idle worker cleanly"
+    finally:
+        listener.close()
+        subprocess.run(["rm", "-rf", str(runtime)], check=False)
 
 
 # --- the command line and systemd ---------------------------------------------------------------

@@ -14,13 +14,12 @@ ignore Range, §14.2) where the others answer 416.
 from __future__ import annotations
 
 import hashlib
-import os
-import time
 import urllib.parse
 
 import pytest
 
 from lkserver import add_customer
+from memberfiles import an_hour_old, part, pattern_file
 from servers import FASTCGI_KINDS, running
 
 PASSWORD = "members gate passphrase"
@@ -33,19 +32,9 @@ def server(request, latchkey_path):
         members = srv.site.dir / "members"
         (members / "lessons").mkdir()
         video = members / "lessons" / "intro.mp4"
-        with open(video, "wb") as f:
-            # A recognisable pattern, so any slice can be checked byte for byte.
-            block = bytes(range(256)) * 4096
-            for _ in range(LARGE // len(block)):
-                f.write(block)
+        pattern_file(video, LARGE)
         (members / "lessons" / "notes.vtt").write_text("WEBVTT\n\n00:00.000 --> 00:01.000\nHello\n")
-        os.chmod(video, 0o644)
-        # Apache marks the ETag of a file changed within the last second weak, and a weak
-        # ETag never satisfies If-Range (RFC 9110 §13.1.5): files an hour old keep the test
-        # independent of how fast it runs.
-        hour_ago = time.time() - 3600
-        for made in (video, members / "lessons" / "notes.vtt"):
-            os.utime(made, (hour_ago, hour_ago))
+        an_hour_old(video, members / "lessons" / "notes.vtt")
         add_customer(srv.site, "viewer@example.com", PASSWORD, offer="gold")
         login = srv.post("/cgi-bin/login", {"email": "viewer@example.com", "password": PASSWORD, "locale": "en"})
         srv.cookie = [h.split(";")[0] for h in login.all("set-cookie") if h.startswith("lk_session=")][0]
@@ -58,9 +47,7 @@ def get(server, path, method="GET", **headers):
 
 
 def expected(server, start, end):
-    with open(server.video, "rb") as f:
-        f.seek(start)
-        return f.read(end - start)
+    return part(server.video, start, end)
 
 
 def test_a_large_file_is_streamed_whole(server):

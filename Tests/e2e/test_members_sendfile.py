@@ -17,12 +17,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import time
 import urllib.parse
 
 import pytest
 
 from lkserver import CGI_DIR, Site, add_customer, run_cgi, run_latchkey
+from memberfiles import an_hour_old, part, pattern_file
 from servers import running
 
 PASSWORD = "members sendfile passphrase"
@@ -42,15 +42,9 @@ def lighttpd(latchkey_path):
         members = srv.site.dir / "members"
         (members / "lessons").mkdir()
         video = members / "lessons" / "intro.mp4"
-        with open(video, "wb") as f:
-            block = bytes(range(256)) * 4096
-            for _ in range(LARGE // len(block)):
-                f.write(block)
+        pattern_file(video, LARGE)
         (members / "a b&c.txt").write_text("named with a space and an ampersand\n")
-        hour_ago = time.time() - 3600
-        for made in (video, members / "a b&c.txt"):
-            os.chmod(made, 0o644)
-            os.utime(made, (hour_ago, hour_ago))
+        an_hour_old(video, members / "a b&c.txt")
         add_customer(srv.site, "viewer@example.com", PASSWORD, offer="gold")
         srv.cookie = login_cookie(srv)
         srv.video = video
@@ -61,10 +55,8 @@ def get(srv, path, method="GET", **headers):
     return srv.request(method, path, headers={"Cookie": srv.cookie, **headers}, timeout=120)
 
 
-def part(srv, start, end):
-    with open(srv.video, "rb") as f:
-        f.seek(start)
-        return f.read(end - start)
+def piece(srv, start, end):
+    return part(srv.video, start, end)
 
 
 def no_path_leaks(srv, answer):

@@ -119,7 +119,9 @@ final class Supervisor {
         posix_spawnattr_setsigmask(&attributes, &none)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
         let argv: [UnsafeMutablePointer<CChar>?] = [strdup(program), nil]
-        let envp: [UnsafeMutablePointer<CChar>?] = [strdup("LATCHKEY_CONFIG=" + configPath), strdup("PATH=/usr/local/bin:/usr/bin:/bin"), nil]
+        // LATCHKEY_SERVE: a worker to be replaced exits, and is started again here.
+        let envp: [UnsafeMutablePointer<CChar>?] = [strdup("LATCHKEY_CONFIG=" + configPath), strdup("LATCHKEY_SERVE=1"),
+                                                    strdup("PATH=/usr/local/bin:/usr/bin:/bin"), nil]
         defer { (argv + envp).forEach { free($0) } }
         var pid: pid_t = 0
         let result = posix_spawn(&pid, program, &actions, &attributes, argv, envp)

@@ -51,6 +51,11 @@ public final class Database {
     /// How many events this connection has recorded, so a CGI knows to send them after answering.
     public internal(set) var eventsRecorded = 0
 
+    /// How many times a statement of this connection was prepared again because another
+    /// connection changed the schema (SQLite does it on its own): a persistent worker that sees
+    /// this move is replaced.
+    public private(set) var schemaChangesSeen = 0
+
     /// Prepared statements by SQL text. Parsing a statement costs more than running it, and the
     /// after-response worker runs the same few for every job it works.
     private var statements: [String: Prepared] = [:]
@@ -156,6 +161,11 @@ public final class Database {
             }
             rows.append(Row(columns: columns, values: values))
         }
+        if sqlite3_stmt_status(statement, SQLITE_STMTSTATUS_REPREPARE, 0) != prepared.reprepares {
+            schemaChangesSeen += 1
+            statements[sql] = Prepared(statement: statement, columns: Database.columnNames(statement),
+                                       reprepares: sqlite3_stmt_status(statement, SQLITE_STMTSTATUS_REPREPARE, 0))
+        }
         return rows
     }
 
@@ -218,12 +228,6 @@ public final class Database {
             statement = sqlite3_next_stmt(handle, current)
         }
         return true
-    }
-
-    /// SQLite's count of schema changes (`PRAGMA schema_version`): a worker that sees it move
-    /// was started for another schema, and is replaced.
-    public func schemaVersion() throws -> Int64 {
-        try query("PRAGMA schema_version").first?.int("schema_version") ?? 0
     }
 
     /// Rows this connection has inserted, updated or deleted since it opened.

@@ -12,6 +12,6 @@ func endpointName() -> String {
 
 // A listening socket on descriptor 0 means a FastCGI server started us; anything else is CGI.
 if FastCGIWorker.isListening() {
-    exit(FastCGIWorker(name: endpointName(), environment: Environment.current(["LATCHKEY_CONFIG"])).run())
+    exit(FastCGIWorker(name: endpointName(), environment: Environment.current(["LATCHKEY_CONFIG", "LATCHKEY_SERVE"])).run())
 }
 exit(CGIApp.main(name: endpointName(), environment: Environment.current(CGIApp.variables)))

@@ -332,12 +332,40 @@ class NginxFastCGIServer(_Serve, NginxServer):
 
 
 class LighttpdFastCGIServer(LighttpdServer):
-    """lighttpd starting the workers itself (mod_fastcgi `bin-path`), members via its authorizer."""
+    """lighttpd starting the workers itself (mod_fastcgi `bin-path`), members via its authorizer.
+    Run in the foreground (`-D`, its own session) with its standard error in a file: the workers
+    inherit it, and that is where their log lines go (under systemd, the journal)."""
 
     FASTCGI = True
+    proc: subprocess.Popen | None = None
 
     def _webserver_args(self) -> list:
         return ["--fastcgi"]
+
+    def _launch(self) -> None:
+        self.stderr_log = self.runtime_dir / "lighttpd.stderr"
+        with open(self.stderr_log, "ab") as log:
+            self.proc = subprocess.Popen(["lighttpd", "-D", "-f", str(self.conf)], stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=log, start_new_session=True)
+        if not self._wait_for_pid_file():
+            raise AssertionError(f"lighttpd -D -f {self.conf} wrote no pid file:\n{self.error_log()}")
+
+    def _after_stop(self) -> None:
+        super()._after_stop()
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            try:
+                proc.wait(timeout=self.STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=self.STOP_TIMEOUT)
+
+    def error_log(self) -> str:
+        try:
+            workers = self.stderr_log.read_text(errors="replace")
+        except (OSError, AttributeError):
+            workers = ""
+        return super().error_log() + (f"\n--- lighttpd's standard error (the workers') ---\n{workers}" if workers else "")
 
 
 SERVER_CLASSES = {"apache": ApacheServer, "nginx": NginxServer, "lighttpd": LighttpdServer,

@@ -18,6 +18,7 @@ Every process started here is stopped at teardown; everything listens on unix so
 """
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import pwd
 import re
@@ -37,7 +38,7 @@ import pytest
 import fcgiclient as fc
 from lkserver import (
     CGI_DIR, WEB_USER, Site, add_customer, admin_ok, cgi_environ, integrity_check, latchkey_bin, poll, run_latchkey,
-    served_tempdir, site_sql, sqlite_cmd,
+    deep_merge, served_tempdir, site_sql, sqlite_cmd,
 )
 from servers import running
 
@@ -920,19 +921,24 @@ def test_config_change_replaces_the_worker_that_notices(latchkey_path):
         assert "exited with status" not in srv.serve_output()
 
 
+LOOKUP = "/cgi-bin/reset?token=" + "A" * 43
+
+
 def test_schema_change_replaces_the_worker_that_notices(latchkey_path):
     """Another process changes the database's schema (as an upgrade's migration does) while the
     workers run: the next worker to use the database answers, logs "the database schema
-    changed", and is replaced, so no worker goes on with statements made for the old one."""
+    changed", and is replaced, so no worker goes on with statements made for the old one. (A
+    link of the right shape is looked up; SQLite notices the change when a statement prepared
+    before it runs again.)"""
     with running("nginx-fastcgi", THROTTLES) as srv:
         pool_of(srv, 4)
         for _ in range(8):
-            assert srv.get("/cgi-bin/reset?token=bogus").status == 303
+            assert srv.get(LOOKUP).status == 303
         subprocess.run(sqlite_cmd(srv.site, "CREATE TABLE upgrade_probe (a INTEGER)"), check=True, capture_output=True)
         srv.site.chown_var()
 
         def ask():
-            resp = srv.get("/cgi-bin/reset?token=bogus")
+            resp = srv.get(LOOKUP)
             assert resp.status == 303 and location_path(resp.headers) == "/expired.html", (resp.status, resp.headers)
             return replacements(srv.serve_output(), "the database schema changed")
 
@@ -1059,3 +1065,25 @@ def test_systemd_style_start_with_the_socket_on_descriptor_3(latchkey_path):
             serve.cleanup()
         subprocess.run(["rm", "-rf", str(runtime)], check=False)
         site.remove()
+
+
+@pytest.mark.parametrize("kind", ["lighttpd-fastcgi", "apache-fcgid"])
+def test_a_worker_the_web_server_started_replaces_itself_in_place(latchkey_path, kind):
+    """Under lighttpd (bin-path) and mod_fcgid the server, not latchkey serve, owns the workers,
+    and counts one that exits as gone (lighttpd refuses requests until it has started another).
+    So a worker due for replacement starts itself again in place: with max_requests 20, 300
+    requests from 8 threads all get their answer, and the log shows the replacements."""
+    config = deep_merge(THROTTLES, {"fastcgi": {"max_requests": 20}})
+    with running(kind, config) as srv:
+        paths = ["/cgi-bin/reset?token=bogus", "/cgi-bin/session", "/login.html"]
+        expected = {"/cgi-bin/reset?token=bogus": 303, "/cgi-bin/session": 401, "/login.html": 200}
+
+        def one(i):
+            path = paths[i % len(paths)]
+            return path, srv.get(path).status
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(one, range(300)))
+        wrong = [(path, status) for path, status in answers if status != expected[path]]
+        assert not wrong, (wrong[:10], srv.error_log()[-3000:])
+        assert len(re.findall(r"replaced after 20 requests: max_requests", srv.error_log())) >= 5, srv.error_log()[-3000:]

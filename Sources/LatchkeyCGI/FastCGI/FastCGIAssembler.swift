@@ -51,9 +51,11 @@ public struct FastCGIAssembler: Sendable {
     }
 
     private var partial: Partial?
+    /// The params kept (nil: all); the rest are checked and dropped.
+    private let keeping: Set<String>?
 
-    /// An assembler with no request open.
-    public init() {}
+    /// An assembler with no request open, keeping the params named in `keeping` (nil: all).
+    public init(keeping: Set<String>? = nil) { self.keeping = keeping }
 
     /// True while a request has begun and not yet all arrived.
     public var isMidRequest: Bool { partial != nil }
@@ -136,7 +138,9 @@ public struct FastCGIAssembler: Sendable {
             request.refusal = (400, "body before the end of the params")
         } else {
             do {
-                for (name, value) in try FastCGIParams.decode(open.params) { request.environment[name] = value }
+                let pairs = try FastCGIParams.decode(open.params, keeping: keeping)
+                request.environment.reserveCapacity(pairs.count)
+                for (name, value) in pairs { request.environment[name] = value }
             } catch {
                 request.refusal = (400, "malformed FastCGI params (\(error))")
             }

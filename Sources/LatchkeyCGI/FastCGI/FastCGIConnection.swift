@@ -10,17 +10,24 @@ struct FastCGIConnection {
     let stopSignal: Int32
     let readTimeout: Int32
 
+    /// The params a request keeps: what the endpoints read, and what routes it.
+    static let variables = Set(CGIApp.variables + ["SCRIPT_NAME", "PATH_INFO"])
+
     /// How long a kept connection may sit idle between requests.
     static let idleMilliseconds: Int32 = 60_000
 
     /// Serves requests until the server closes the connection, breaks the protocol, is too
     /// slow, or `answer` returns false (the worker must not take another request).
-    func serve(_ answer: (FastCGIAssembler.Request, inout FastCGIOutput) -> Bool) {
+    /// `buffer` is the worker's, reused: what a connection put in it is overwritten at its end.
+    func serve(buffer: inout [UInt8], _ answer: (FastCGIAssembler.Request, inout FastCGIOutput) -> Bool) {
         var reader = FastCGIRecordReader()
-        var assembler = FastCGIAssembler()
-        defer { reader.wipe(); assembler.wipe() }
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        defer { wipeBytes(&buffer) }
+        var assembler = FastCGIAssembler(keeping: FastCGIConnection.variables)
+        var used = 0
+        defer {
+            reader.wipe()
+            assembler.wipe()
+            buffer.withUnsafeMutableBytes { _ = memset($0.baseAddress!, 0, used) }
+        }
         var requestStarted: Int64 = 0
         while true {
             do {
@@ -71,6 +78,7 @@ struct FastCGIConnection {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else { return }
+            used = max(used, n)
             reader.append(buffer[..<n])
         }
     }

@@ -10,7 +10,8 @@ public enum FastCGIParams {
 
     /// The pairs of `bytes`, in order; the whole stream must be well formed. Names and values
     /// must be UTF-8 (servers pass header bytes through; anything else is refused, not guessed).
-    public static func decode(_ bytes: [UInt8]) throws(Failure) -> [(String, String)] {
+    /// With `keeping`, only those names' pairs are returned (every pair is still checked).
+    public static func decode(_ bytes: [UInt8], keeping: Set<String>? = nil) throws(Failure) -> [(String, String)] {
         var pairs: [(String, String)] = []
         var index = 0
         func length() throws(Failure) -> Int {
@@ -34,9 +35,13 @@ public enum FastCGIParams {
             let name = bytes[index..<(index + nameLength)]
             let value = bytes[(index + nameLength)..<(index + nameLength + valueLength)]
             index += nameLength + valueLength
-            guard let n = String(validating: name, as: UTF8.self), let v = String(validating: value, as: UTF8.self) else {
-                throw .notText
+            guard let n = String(validating: name, as: UTF8.self) else { throw .notText }
+            if let keeping, !keeping.contains(n) {
+                // Still text, as a kept one must be; checked without making a String of it.
+                guard value.allSatisfy({ $0 < 0x80 }) || String(validating: value, as: UTF8.self) != nil else { throw .notText }
+                continue
             }
+            guard let v = String(validating: value, as: UTF8.self) else { throw .notText }
             pairs.append((n, v))
         }
         return pairs

@@ -27,7 +27,6 @@ public final class FastCGIWorker {
         let stamp: FileStamp
         let config: SiteConfig
         let services: ServicesOnce
-        var schema: Int64?
         init(path: String, stamp: FileStamp, config: SiteConfig) {
             self.path = path
             self.stamp = stamp
@@ -40,6 +39,16 @@ public final class FastCGIWorker {
     private let processConfig: String?
     private var site: Site?
     private var answered = 0
+    /// When the config file was last looked at (monotonic seconds): at most once a second.
+    private var configChecked: Int64 = 0
+    /// `/proc/self/statm`, kept open and read again after each answer.
+    private let statm = open("/proc/self/statm", O_RDONLY | O_CLOEXEC)
+    /// The connection's read buffer, kept for the worker's life (wiped as far as it was used).
+    private var buffer = [UInt8](repeating: 0, count: 1 << 16)
+    /// Under `latchkey serve` a worker that must be replaced exits and the supervisor starts
+    /// another; under mod_fcgid or lighttpd it starts itself again in place (`execv`), so the
+    /// server never sees a worker missing.
+    private let supervised: Bool
     /// Why this worker stops after the request in hand, if it must.
     private var stopReason: String?
 
@@ -48,6 +57,7 @@ public final class FastCGIWorker {
     public init(name: String, environment: [String: String]) {
         fallbackName = name
         processConfig = environment["LATCHKEY_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
+        supervised = environment["LATCHKEY_SERVE"] == "1"
     }
 
     /// Accepts and answers until told to stop (SIGTERM, SIGINT, SIGHUP, SIGUSR1: the request
@@ -77,11 +87,23 @@ public final class FastCGIWorker {
             var timeout = timeval(tv_sec: readTimeoutSeconds, tv_usec: 0)
             setsockopt(connection, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
             FastCGIConnection(fd: connection, stopSignal: stopSignal, readTimeout: Int32(readTimeoutSeconds * 1000))
-                .serve { request, output in answer(request, connection: connection, output: &output) }
+                .serve(buffer: &buffer) { request, output in answer(request, connection: connection, output: &output) }
             close(connection)
         }
-        if let stopReason { CGIApp.log("fastcgi", "notice", "worker \(getpid()) replaced after \(answered) requests: \(stopReason)") }
+        guard let stopReason else { return 0 }
+        CGIApp.log("fastcgi", "notice", "worker \(getpid()) replaced after \(answered) requests: \(stopReason)")
+        if !supervised { restartInPlace() }
         return 0
+    }
+
+    /// Runs this executable again in this process, on the same listening socket (descriptor 0,
+    /// not close-on-exec): a fresh image, settings and database connection, the same process id.
+    private func restartInPlace() {
+        let argv = CommandLine.unsafeArgv
+        let named = argv[0].map { String(cString: $0) } ?? ""
+        let program = named.hasPrefix("/") ? named : "/proc/self/exe"
+        execv(program, argv)
+        CGIApp.log("fastcgi", "error", "cannot start \(program) again: \(String(cString: strerror(errno)))")
     }
 
     private var readTimeoutSeconds: Int { max(1, Int(site?.config.fastcgi.readTimeout.seconds ?? 10)) }
@@ -128,7 +150,12 @@ public final class FastCGIWorker {
     /// The site for `path`, loaded again when the file changed (and the worker then replaced
     /// after this request, so nothing it built from the old settings lives on).
     private func currentSite(_ path: String?) -> Site? {
-        guard let path, let stamp = FileStamp(path) else { return nil }
+        guard let path else { return nil }
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        if let site, site.path == path, Int64(now.tv_sec) == configChecked { return site }
+        configChecked = Int64(now.tv_sec)
+        guard let stamp = FileStamp(path) else { return nil }
         if let site, site.path == path {
             if site.stamp == stamp { return site }
             stopReason = "the config file changed"
@@ -145,14 +172,13 @@ public final class FastCGIWorker {
         if let current, let services = current.services.opened {
             if !services.db.isIdle {
                 stopReason = "a request left SQLite outside autocommit or a statement running"
-            } else if let version = try? services.db.schemaVersion() {
-                if current.schema == nil { current.schema = version }
-                if current.schema != version { stopReason = "the database schema changed" }
+            } else if services.db.schemaChangesSeen > 0 {
+                stopReason = "the database schema changed"
             }
         }
         let limits = current?.config.fastcgi ?? SiteConfig.FastCGI()
         if answered >= limits.maxRequests { stopReason = "max_requests (\(limits.maxRequests))" }
-        let resident = FastCGIWorker.residentBytes()
+        let resident = residentBytes()
         if resident > limits.maxMemory { stopReason = "resident \(resident >> 10) KiB above max_memory (\(limits.maxMemory >> 10) KiB)" }
     }
 
@@ -177,15 +203,12 @@ public final class FastCGIWorker {
         return nil
     }
 
-    /// This process's resident set size (`/proc/self/statm`), or 0 when unreadable.
-    static func residentBytes() -> Int {
-        let fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return 0 }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 128)
-        let n = read(fd, &buffer, buffer.count)
+    /// This process's resident set size (`/proc/self/statm`, read again), or 0 when unreadable.
+    func residentBytes() -> Int {
+        var text = [UInt8](repeating: 0, count: 128)
+        let n = pread(statm, &text, text.count, 0)
         guard n > 0 else { return 0 }
-        let fields = buffer[..<n].split(separator: UInt8(ascii: " "))
+        let fields = text[..<n].split(separator: UInt8(ascii: " "))
         guard fields.count > 1, let pages = Int(String(decoding: fields[1], as: UTF8.self)) else { return 0 }
         return pages * sysconf(Int32(_SC_PAGESIZE))
     }

@@ -1,5 +1,6 @@
 """`make bench`'s FastCGI section (scripts/bench.py calls `fastcgi_section`): Latchkey's workers
-under nginx (`latchkey serve`), Apache (mod_proxy_fcgi, `latchkey serve`) and lighttpd (bin-path),
+under nginx (`latchkey serve`), Apache (mod_proxy_fcgi to `latchkey serve`, and mod_fcgid) and
+lighttpd (bin-path),
 each row beside its own floor under the same server, in turn:
 
 - `session` and `reset` GET and `forgot` POST against a C FastCGI no-op (Debian's libfcgi, used
@@ -54,8 +55,11 @@ int main(void) {
 }
 '''
 
-KINDS = {"nginx": "nginx, fastcgi_pass to latchkey serve", "apache": "Apache 2.4, mod_proxy_fcgi to latchkey serve",
-         "lighttpd": "lighttpd, mod_fastcgi bin-path"}
+# The FastCGI kind, the plain CGI kind under the same server, and the table's title.
+KINDS = [("nginx-fastcgi", "nginx", "nginx, fastcgi_pass to latchkey serve"),
+         ("apache-fastcgi", "apache", "Apache 2.4, mod_proxy_fcgi to latchkey serve"),
+         ("apache-fcgid", "apache", "Apache 2.4, mod_fcgid"),
+         ("lighttpd-fastcgi", "lighttpd", "lighttpd, mod_fastcgi bin-path")]
 
 
 def worker_pids(site):
@@ -97,10 +101,10 @@ def fastcgi_section(site, cgi, work, cleanup):
     print(f"## FastCGI (wrk -t2 -c{b.CONNECTIONS} -d{b.DURATION}): each row and its floor under the same server, in turn, "
           f"{b.ROUNDS} times; medians, and the median of the {b.ROUNDS} ratios\n")
     body = f"email=known%40example.com&password={b.PASSWORD}"
-    for kind, title in KINDS.items():
-        floor = make_server(kind + "-fastcgi", site, cgi_dir=floor_dir)
-        server = make_server(kind + "-fastcgi", site, cgi_dir=cgi)
-        plain = make_server(kind, site, cgi_dir=cgi)
+    for kind, plain_kind, title in KINDS:
+        floor = make_server(kind, site, cgi_dir=floor_dir)
+        server = make_server(kind, site, cgi_dir=cgi)
+        plain = make_server(plain_kind, site, cgi_dir=cgi)
         plain.fcgiwrap_children = 4
         started = []
         try:

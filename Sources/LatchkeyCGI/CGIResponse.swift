@@ -99,6 +99,9 @@ public struct CGIResponse: Sendable {
             guard n > 0 else { return }
             left -= Int64(n)
         }
+        // Only when sendfile could not (FastCGI, or an output it refuses): 64 KiB zeroed is a
+        // dozen page faults a CGI need not pay.
+        guard left > 0 else { return }
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         while left > 0 {
             let n = buffer.withUnsafeMutableBytes { pread(input, $0.baseAddress, Int(min(left, Int64($0.count))), offset) }

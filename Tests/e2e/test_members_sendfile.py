@@ -98,7 +98,7 @@ def test_lighttpd_answers_a_range_with_exactly_those_bytes(lighttpd, header, sta
     answer = get(lighttpd, "/members/lessons/intro.mp4", Range=header)
     assert answer.status == 206, (answer.status, answer.headers)
     assert answer.headers["content-range"] == f"bytes {start}-{end - 1}/{LARGE}"
-    assert answer.body == part(lighttpd, start, end)
+    assert answer.body == piece(lighttpd, start, end)
     no_path_leaks(lighttpd, answer)
 
 
@@ -127,7 +127,7 @@ def test_without_a_session_the_gate_still_refuses(lighttpd):
     assert answer.status == 303 and len(answer.body) < 2000, (answer.status, answer.headers)
     location = urllib.parse.urlsplit(answer.headers["location"])
     assert location.path.startswith("/login") and urllib.parse.parse_qs(location.query)["next"] == ["/members/lessons/intro.mp4"]
-    assert part(lighttpd, 0, 100) not in answer.body
+    assert piece(lighttpd, 0, 100) not in answer.body
     no_path_leaks(lighttpd, answer)
 
 

@@ -50,9 +50,8 @@ public struct WorkQueue {
     public init(database: String) { folder = Path.parent(of: database) + "/queue" }
 
     /// Stores `work` as a new job file (written under a dot-name, then renamed into place,
-    /// so a drainer never reads half a job), and returns its name. Creates the folder on first use.
-    @discardableResult
-    public func add(_ work: AfterResponse) throws -> String {
+    /// so a drainer never reads half a job). Creates the folder on first use.
+    public func add(_ work: AfterResponse) throws {
         if mkdir(folder, 0o750) != 0 && errno != EEXIST { throw failure("cannot create the queue folder") }
         var stamp = timespec()
         clock_gettime(CLOCK_REALTIME, &stamp)
@@ -66,17 +65,6 @@ public struct WorkQueue {
             unlink(temporary)
             throw error
         }
-        return name
-    }
-
-    /// Works the job `name` (just queued as `work`) here and now; call it holding the drainer's
-    /// lock (`tryLock`): its database part in one transaction, then its file removed. Returns the
-    /// mail it queued, or nil when it stays queued for a drainer (it failed, or its file would not go).
-    public func work(_ name: String, _ work: AfterResponse, services: Services) -> [Int64]? {
-        guard let mail = try? services.db.write({ try WorkQueue.perform(work, services: services) }) else { return nil }
-        // Removed before the lock is let go, so no drainer works it twice.
-        guard unlink(folder + "/" + name) == 0 else { return nil }
-        return mail
     }
 
     /// Job names waiting, oldest first.

@@ -241,11 +241,11 @@ def test_a_worker_the_web_server_started_replaces_itself_in_place(latchkey_path,
         assert len(re.findall(r"replaced after 20 requests: max_requests", srv.error_log())) >= 5, srv.error_log()[-3000:]
 
 
-def test_a_forgot_request_is_worked_by_its_worker_and_never_lost(latchkey_path):
-    """In FastCGI mode the worker that answered a forgot POST works the job itself, on its open
-    database, and leaves only the mail to a drainer: the link arrives and the queue is empty.
-    While another process holds the queue's lock (a drainer at work), the job stays queued
-    rather than being worked twice or dropped, and the next drain sends it."""
+def test_a_forgot_request_is_worked_after_the_answer_and_never_lost(latchkey_path):
+    """In FastCGI mode a forgot POST is queued and worked after the answer as under CGI: the
+    link arrives and the queue is empty. While another process holds the queue's lock (a
+    drainer at work), the job stays queued rather than being worked twice or dropped, and the
+    next drain sends it, once."""
     with running("nginx-fastcgi", THROTTLES) as srv:
         box = maildir.Mailbox(srv.site.var / "mail")
         queue = srv.site.var / "queue"

@@ -1,6 +1,5 @@
 import CLinux
 import Glibc
-import LatchkeyAccounts
 import LatchkeyCore
 import LatchkeyStore
 
@@ -138,34 +137,14 @@ public final class FastCGIWorker {
         reply.response.write(sendfileTo: nil) { output.send($0) }
         _ = output.end()
         answered += 1
-        var after = reply.after ?? (current?.services.recordedEvents == true ? .events : nil)
-        if let config, let current, case .forgot? = after { after = workHere(after!, current, config) }
         check(current)
-        if let config, let after {
+        if let config, let after = reply.after ?? (current?.services.recordedEvents == true ? .events : nil) {
             // No SQLite connection may cross a fork, even unused: the child would inherit this
             // process's record of the locks it holds. The next request opens it again.
             current?.services.close()
             CGIApp.queueAfterResponse(after, config: config, connection: connection)
         }
         return stopReason == nil
-    }
-
-    /// A forgot request's work, done here once the answer has gone, on this worker's open
-    /// database rather than by a drainer of its own: the job is queued first (a crash leaves it
-    /// for the next drainer), then worked here unless a drainer is at work (it will find it).
-    /// Returns what is left for a forked drainer, as under CGI: the mail the job queued (a slow
-    /// transport must not hold a worker), other jobs waiting, events to send, or the job itself
-    /// when it could not be queued here.
-    private func workHere(_ work: AfterResponse, _ site: Site, _ config: SiteConfig) -> AfterResponse? {
-        guard let services = try? site.services.get() else { return work }
-        let queue = WorkQueue(database: config.resolve(config.database))
-        guard let name = try? queue.add(work) else { return work }
-        guard let lock = queue.tryLock() else { return nil }
-        let mail = queue.work(name, work, services: services)
-        close(lock)
-        if let mail, !mail.isEmpty { return .deliver(mail) }
-        // A drainer started for this runs the queue (this job too, if it stayed) and sends events.
-        return mail == nil || !queue.pending().isEmpty || site.services.recordedEvents ? .events : nil
     }
 
     /// The site for `path`, loaded again when the file changed (and the worker then replaced

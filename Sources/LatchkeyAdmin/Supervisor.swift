@@ -100,42 +100,21 @@ final class Supervisor {
             if code != 0 { log("worker \(pid) exited with status \(code)") }
             // A worker replacing itself exits 0; only one that fails straight after starting
             // counts toward the back-off.
-            failures = code != 0 && Supervisor.milliseconds() - started < 1000 && !retired && !stopping ? failures + 1 : 0
+            failures = code != 0 && Clock.monotonicMilliseconds() - started < 1000 && !retired && !stopping ? failures + 1 : 0
         }
     }
 
-    /// Starts one worker with the socket on its descriptor 0.
+    /// Starts one worker with the socket on its descriptor 0. LATCHKEY_SERVE: a worker to be
+    /// replaced exits, and is started again here.
     private func spawn() {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, socket, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
-        let argv: [UnsafeMutablePointer<CChar>?] = [strdup(program), nil]
-        // LATCHKEY_SERVE: a worker to be replaced exits, and is started again here.
-        let envp: [UnsafeMutablePointer<CChar>?] = [strdup("LATCHKEY_CONFIG=" + configPath), strdup("LATCHKEY_SERVE=1"),
-                                                    strdup("PATH=/usr/local/bin:/usr/bin:/bin"), nil]
-        defer { (argv + envp).forEach { free($0) } }
-        var pid: pid_t = 0
-        let result = posix_spawn(&pid, program, &actions, &attributes, argv, envp)
-        guard result == 0 else {
+        do {
+            let pid = try Subprocess.start(program, input: socket, environment: [
+                "LATCHKEY_CONFIG": configPath, "LATCHKEY_SERVE": "1", "PATH": "/usr/local/bin:/usr/bin:/bin"])
+            workers[pid] = Clock.monotonicMilliseconds()
+        } catch {
             failures += 1
-            return log("cannot start \(program): \(String(cString: strerror(result)))")
+            log("\(error)")
         }
-        workers[pid] = Supervisor.milliseconds()
-    }
-
-    private static func milliseconds() -> Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
     }
 
     private func log(_ message: String) {

@@ -5,6 +5,13 @@ public enum Clock {
     /// Now, in Unix seconds.
     public static func now() -> Int64 { Int64(time(nil)) }
 
+    /// Milliseconds on a clock that never jumps (for timeouts and ages, not for dates).
+    public static func monotonicMilliseconds() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+    }
+
     /// The UTC calendar year of `seconds`, e.g. "2026".
     public static func year(of seconds: Int64) -> String {
         var t = time_t(seconds), parts = tm()

@@ -118,6 +118,25 @@ public enum Subprocess {
         if opened != fd { close(opened) }
     }
 
+    /// Starts `path` with `input` as its standard input, standard output on /dev/null, standard
+    /// error shared with this process, no signal blocked, and only `environment`; returns its pid
+    /// without waiting (`latchkey serve`'s workers, given the listening socket).
+    public static func start(_ path: String, input: Int32, environment: [String: String]) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, input, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+        return try spawn(path, [], actions: &actions, attributes: &attributes, environment: environment)
+    }
+
     private static func spawn(_ path: String, _ arguments: [String], actions: inout posix_spawn_file_actions_t,
                               attributes: UnsafeMutablePointer<posix_spawnattr_t>?, environment: [String: String]) throws -> pid_t {
         let argv = ([path] + arguments).map { strdup($0) } + [nil]

@@ -18,8 +18,7 @@ import urllib.parse
 
 import pytest
 
-from lkserver import add_customer
-from memberfiles import an_hour_old, part, pattern_file
+from memberfiles import an_hour_old, get, part, pattern_file, viewer_cookie
 from servers import FASTCGI_KINDS, running
 
 PASSWORD = "members gate passphrase"
@@ -35,15 +34,9 @@ def server(request, latchkey_path):
         pattern_file(video, LARGE)
         (members / "lessons" / "notes.vtt").write_text("WEBVTT\n\n00:00.000 --> 00:01.000\nHello\n")
         an_hour_old(video, members / "lessons" / "notes.vtt")
-        add_customer(srv.site, "viewer@example.com", PASSWORD, offer="gold")
-        login = srv.post("/cgi-bin/login", {"email": "viewer@example.com", "password": PASSWORD, "locale": "en"})
-        srv.cookie = [h.split(";")[0] for h in login.all("set-cookie") if h.startswith("lk_session=")][0]
+        srv.cookie = viewer_cookie(srv, PASSWORD)
         srv.video = video
         yield srv
-
-
-def get(server, path, method="GET", **headers):
-    return server.request(method, path, headers={"Cookie": server.cookie, **headers}, timeout=120)
 
 
 def expected(server, start, end):

@@ -22,17 +22,12 @@ import urllib.parse
 import pytest
 
 from lkserver import CGI_DIR, Site, add_customer, run_cgi, run_latchkey
-from memberfiles import an_hour_old, part, pattern_file
+from memberfiles import an_hour_old, get, part, pattern_file, viewer_cookie
 from servers import running
 
 PASSWORD = "members sendfile passphrase"
 LARGE = 48 * 1024 * 1024
 GATE_ETAG = re.compile(r'^"[0-9a-f]+-[0-9a-f]+-[0-9a-f]+"$')  # MembersFile.etag: inode-size-mtime
-
-
-def login_cookie(srv) -> str:
-    login = srv.post("/cgi-bin/login", {"email": "viewer@example.com", "password": PASSWORD, "locale": "en"})
-    return [h.split(";")[0] for h in login.all("set-cookie") if h.startswith("lk_session=")][0]
 
 
 # --- x-sendfile under lighttpd ---------------------------------------------------------------------
@@ -45,14 +40,9 @@ def lighttpd(latchkey_path):
         pattern_file(video, LARGE)
         (members / "a b&c.txt").write_text("named with a space and an ampersand\n")
         an_hour_old(video, members / "a b&c.txt")
-        add_customer(srv.site, "viewer@example.com", PASSWORD, offer="gold")
-        srv.cookie = login_cookie(srv)
+        srv.cookie = viewer_cookie(srv, PASSWORD)
         srv.video = video
         yield srv
-
-
-def get(srv, path, method="GET", **headers):
-    return srv.request(method, path, headers={"Cookie": srv.cookie, **headers}, timeout=120)
 
 
 def piece(srv, start, end):
@@ -217,7 +207,6 @@ def test_a_mode_the_server_cannot_honour_never_sends_empty_files(latchkey_path, 
     with running(kind, {"members_sendfile": mode}, offer="gold") as srv:
         (srv.site.dir / "members" / "lesson.txt").write_text("the lesson\n")
         os.chmod(srv.site.dir / "members" / "lesson.txt", 0o644)
-        add_customer(srv.site, "viewer@example.com", PASSWORD, offer="gold")
-        answer = srv.request("GET", "/members/lesson.txt", headers={"Cookie": login_cookie(srv)})
+        answer = srv.request("GET", "/members/lesson.txt", headers={"Cookie": viewer_cookie(srv, PASSWORD)})
         assert answer.status == 200 and answer.body == b"the lesson\n", (answer.status, answer.header_list, answer.body)
         no_path_leaks(srv, answer)

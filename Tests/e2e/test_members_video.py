@@ -25,7 +25,7 @@ import pytest
 from selenium.webdriver.support.ui import WebDriverWait
 
 from chrome import chromium
-from lkserver import add_customer
+from memberfiles import viewer_cookie
 from servers import FASTCGI_KINDS, running
 
 PASSWORD = "members video passphrase"
@@ -59,9 +59,7 @@ def server(request, latchkey_path):
         assert big.stat().st_size == SIZE
         (members / "video.html").write_text(VIDEO_PAGE, encoding="utf-8")
         os.chmod(members / "video.html", 0o644)
-        add_customer(srv.site, "viewer@example.com", PASSWORD, offer="gold")
-        login = srv.post("/cgi-bin/login", {"email": "viewer@example.com", "password": PASSWORD, "locale": "en"})
-        srv.session = [h.split(";")[0].split("=", 1)[1] for h in login.all("set-cookie") if h.startswith("lk_session=")][0]
+        srv.session = viewer_cookie(srv, PASSWORD).split("=", 1)[1]
         yield srv
 
 

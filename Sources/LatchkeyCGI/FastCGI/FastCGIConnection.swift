@@ -1,4 +1,5 @@
 import Glibc
+import LatchkeyCore
 
 /// One connection from the web server: records in, whole requests to the worker, answers out as
 /// STDOUT records and an END_REQUEST. Reads wait at most `readTimeout` for the next bytes of a
@@ -55,11 +56,11 @@ struct FastCGIConnection {
                 return
             }
             let midRequest = assembler.isMidRequest || reader.pending > 0
-            if midRequest && requestStarted == 0 { requestStarted = monotonicMilliseconds() }
+            if midRequest && requestStarted == 0 { requestStarted = Clock.monotonicMilliseconds() }
             if !midRequest { requestStarted = 0 }
             var wait = midRequest ? readTimeout : FastCGIConnection.idleMilliseconds
             if midRequest {
-                let left = Int64(readTimeout) * 4 - (monotonicMilliseconds() - requestStarted)
+                let left = Int64(readTimeout) * 4 - (Clock.monotonicMilliseconds() - requestStarted)
                 guard left > 0 else { return CGIApp.log("fastcgi", "refused", "request not complete within \(readTimeout * 4) ms") }
                 wait = Int32(min(Int64(wait), left))
             }
@@ -68,7 +69,7 @@ struct FastCGIConnection {
             if ready < 0 && errno == EINTR { continue }
             guard ready > 0 else {
                 guard midRequest else { return }
-                let whole = monotonicMilliseconds() - requestStarted >= Int64(readTimeout) * 4
+                let whole = Clock.monotonicMilliseconds() - requestStarted >= Int64(readTimeout) * 4
                 return CGIApp.log("fastcgi", "refused", whole ? "request not complete within \(readTimeout * 4) ms"
                                                                 : "no bytes for \(readTimeout) ms mid-request")
             }
@@ -81,12 +82,6 @@ struct FastCGIConnection {
             used = max(used, n)
             reader.append(buffer[..<n])
         }
-    }
-
-    private func monotonicMilliseconds() -> Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
     }
 }
 

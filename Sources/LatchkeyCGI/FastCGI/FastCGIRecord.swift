@@ -124,8 +124,7 @@ public struct FastCGIRecordReader: Sendable {
 
     /// Overwrites what the reader holds (request bodies carry passwords) and empties it.
     public mutating func wipe() {
-        for i in buffer.indices { buffer[i] = 0 }
-        buffer.removeAll(keepingCapacity: true)
+        wipeBytes(&buffer)
         start = 0
     }
 }

@@ -151,10 +151,9 @@ public final class FastCGIWorker {
     /// after this request, so nothing it built from the old settings lives on).
     private func currentSite(_ path: String?) -> Site? {
         guard let path else { return nil }
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        if let site, site.path == path, Int64(now.tv_sec) == configChecked { return site }
-        configChecked = Int64(now.tv_sec)
+        let second = Clock.monotonicMilliseconds() / 1000
+        if let site, site.path == path, second == configChecked { return site }
+        configChecked = second
         guard let stamp = FileStamp(path) else { return nil }
         if let site, site.path == path {
             if site.stamp == stamp { return site }

@@ -53,6 +53,34 @@ def test_rolling_restarts_under_load_lose_no_request(latchkey_path):
         assert integrity_check(srv.site) == "ok"
 
 
+def voluntary_switches(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("voluntary_ctxt_switches:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no voluntary_ctxt_switches for {pid}")
+
+
+def test_a_connection_wakes_one_idle_worker(latchkey_path):
+    """Four idle workers share one listening socket; each of 40 requests in turn wakes one of
+    them, not all four (which would cost three wasted wake-ups, each a context switch and a
+    failed accept, on every request). Measured by the workers' voluntary context switches: an
+    answering worker sleeps two or three times per request, a woken idle one once more."""
+    with running("nginx-fastcgi", THROTTLES) as srv:
+        workers = sorted(pool_of(srv, 4))
+        assert srv.get("/cgi-bin/session").status == 401
+
+        def switches():
+            return [voluntary_switches(pid) for pid in workers]
+
+        settled = poll(lambda: (switches(), time.sleep(0.3), switches()), lambda s: s[0] == s[2], timeout=10,
+                       what="the workers idle")[2]
+        for _ in range(40):
+            assert srv.get("/cgi-bin/session").status == 401
+        assert worker_pids(srv.serve.pid) == set(workers)
+        woken = sum(after - before for before, after in zip(settled, switches()))
+        assert woken <= 40 * 2, f"{woken} wake-ups of 4 workers for 40 requests"
+
+
 def test_max_requests_replaces_workers_without_failures(latchkey_path):
     """With fastcgi.max_requests 50, 600 requests through nginx make workers retire after
     their 50th answer (the log says so) and every request is answered as expected."""

@@ -73,14 +73,18 @@ public final class FastCGIWorker {
         signal(SIGPIPE, SIG_IGN)
         // The site now, so its read timeout holds from the first connection.
         _ = currentSite(processConfig)
-        // Shared with other workers: accept only when poll says so, and never block in it.
+        // Shared with other workers: accept only when epoll says so, and never block in it.
+        // EPOLLEXCLUSIVE wakes one waiting worker per connection, not every one.
         _ = fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK)
+        let events = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard events >= 0, latchkey_epoll_add(events, 0, 1) == 0, latchkey_epoll_add(events, stopSignal, 0) == 0 else {
+            return fail("epoll: \(String(cString: strerror(errno)))")
+        }
         while stopReason == nil {
-            var fds = [pollfd(fd: 0, events: Int16(POLLIN), revents: 0), pollfd(fd: stopSignal, events: Int16(POLLIN), revents: 0)]
-            let ready = poll(&fds, 2, -1)
+            let ready = latchkey_epoll_wait(events, 0)
             if ready < 0 && errno == EINTR { continue }
-            guard ready > 0 else { return fail("poll: \(String(cString: strerror(errno)))") }
-            if fds[1].revents != 0 { break }
+            guard ready > 0 else { return fail("epoll_wait: \(String(cString: strerror(errno)))") }
+            if ready & 2 != 0 { break }
             let connection = accept(0, nil, nil)
             guard connection >= 0 else { continue }
             _ = fcntl(connection, F_SETFD, FD_CLOEXEC)

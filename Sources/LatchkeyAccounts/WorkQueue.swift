@@ -72,6 +72,12 @@ public struct WorkQueue {
         ((try? FileTree.names(in: folder)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
     }
 
+    /// How many jobs wait: job files, and journal lines not yet worked.
+    public func waiting() -> Int { pending().count + WorkJournal.unworkedLines(in: self) }
+
+    /// True when a job waits: a job file, or a line of a journal not yet worked.
+    public var hasWork: Bool { !pending().isEmpty || WorkJournal.anyUnworked(in: self) }
+
     /// The drainer's lock, if nobody else holds it: an open descriptor to pass to `drain`
     /// (a forked child inherits it), or nil.
     public func tryLock() -> Int32? {
@@ -97,37 +103,42 @@ public struct WorkQueue {
         var failures = 0
         var services: Services?
         while true {
-            let names = pending()
-            if !names.isEmpty {
+            let names = pending(), journals = WorkJournal.names(in: self)
+            if !names.isEmpty || !journals.isEmpty {
                 do {
                     if services == nil { services = try Services(config: config) }
                 } catch {
-                    report("cannot open the site (\(error)); \(names.count) jobs wait")
+                    report("cannot open the site (\(error)); \(names.count) jobs and \(journals.count) journals wait")
                     return failures + 1
                 }
-                for start in stride(from: 0, to: names.count, by: WorkQueue.batchSize) {
-                    do {
+                var worked = !names.isEmpty
+                do {
+                    for start in stride(from: 0, to: names.count, by: WorkQueue.batchSize) {
                         failures += try run(Array(names[start..<min(start + WorkQueue.batchSize, names.count)]),
                                             services: services!, report: report)
-                    } catch {
-                        report("jobs stay queued: \(error)")
-                        return failures + 1
                     }
+                    for journal in journals where try WorkJournal.work(journal, in: self, services: services!, report: report) {
+                        worked = true
+                    }
+                } catch {
+                    report("jobs stay queued: \(error)")
+                    return failures + 1
                 }
-                continue
+                if worked { continue }
             }
             if watch >= 0, waitForJob(watch, milliseconds: linger) { continue }
             flock(lock, LOCK_UN)
-            if pending().isEmpty || flock(lock, LOCK_EX | LOCK_NB) != 0 { return failures }
+            if !hasWork || flock(lock, LOCK_EX | LOCK_NB) != 0 { return failures }
         }
     }
 
-    /// An inotify descriptor that becomes readable when a job is renamed into the folder; -1
+    /// An inotify descriptor that becomes readable when a job is renamed into the folder or a
+    /// journal is written to; -1
     /// when the kernel will not give one (the drainer then does not linger).
     private func watchForJobs() -> Int32 {
         let fd = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
         guard fd >= 0 else { return -1 }
-        guard inotify_add_watch(fd, folder, UInt32(IN_MOVED_TO)) >= 0 else {
+        guard inotify_add_watch(fd, folder, UInt32(IN_MOVED_TO | IN_MODIFY)) >= 0 else {
             close(fd)
             return -1
         }
@@ -151,26 +162,17 @@ public struct WorkQueue {
     /// `StoreError` undoes the whole batch, whose files stay; so does a job file that cannot be
     /// removed, which would otherwise be worked again at once. Returns the number of jobs dropped.
     func run(_ names: [String], services: Services, report: (String) -> Void) throws -> Int {
-        var done: [String] = [], dropped: [(name: String, reason: String)] = [], mail: [Int64] = []
-        try services.db.write {
-            for name in names {
-                let bytes = FileBytes.read(folder + "/" + name, limit: 4096)
-                if bytes == nil && !FileTree.exists(folder + "/" + name) { continue }
-                let line = String(decoding: bytes ?? [], as: UTF8.self)
-                guard let work = AfterResponse(encoded: line.hasSuffix("\n") ? String(line.dropLast()) : line) else {
-                    dropped.append((name, "not a readable queued job"))
-                    continue
-                }
-                do {
-                    mail += try services.db.write { try WorkQueue.perform(work, services: services) }
-                    done.append(name)
-                } catch let error as StoreError {
-                    throw error
-                } catch {
-                    dropped.append((name, "\(error)"))
-                }
-            }
+        var read: [String] = [], lines: [String] = []
+        for name in names {
+            let bytes = FileBytes.read(folder + "/" + name, limit: 4096)
+            if bytes == nil && !FileTree.exists(folder + "/" + name) { continue }
+            let line = String(decoding: bytes ?? [], as: UTF8.self)
+            read.append(name)
+            lines.append(line.hasSuffix("\n") ? String(line.dropLast()) : line)
         }
+        let (mail, reasons) = try services.db.write { try WorkQueue.performEach(lines, services: services) }
+        let dropped = reasons.keys.sorted().map { (name: read[$0], reason: reasons[$0]!) }
+        let done = read.indices.filter { reasons[$0] == nil }.map { read[$0] }
         for job in dropped { report("job \(job.name) dropped: \(job.reason)") }
         var stuck: (name: String, error: Int32)?
         for name in done + dropped.map(\.name) where unlink(folder + "/" + name) != 0 && errno != ENOENT {
@@ -181,6 +183,27 @@ public struct WorkQueue {
             throw CoreError.file(path: folder + "/" + stuck.name, reason: "cannot remove this worked job (" + String(cString: strerror(stuck.error)) + ")")
         }
         return dropped.count
+    }
+
+    /// Job lines' database work, in the caller's transaction, each in its own savepoint so one
+    /// that fails is undone alone: the ids of the mail they queued, and why each line dropped
+    /// failed (by index). A `StoreError` (the database itself failing) is thrown, undoing all.
+    static func performEach(_ lines: [String], services: Services) throws -> (mail: [Int64], dropped: [Int: String]) {
+        var mail: [Int64] = [], dropped: [Int: String] = [:]
+        for (index, line) in lines.enumerated() {
+            guard let work = AfterResponse(encoded: line) else {
+                dropped[index] = "not a readable queued job"
+                continue
+            }
+            do {
+                mail += try services.db.write { try WorkQueue.perform(work, services: services) }
+            } catch let error as StoreError {
+                throw error
+            } catch {
+                dropped[index] = "\(error)"
+            }
+        }
+        return (mail, dropped)
     }
 
     /// `work`'s database part; returns the ids of the mail it queued.

@@ -67,10 +67,11 @@ enum MailCommands {
         let services = try invocation.services()
         // Web requests whose after-work never ran (its process was killed) wait in the queue.
         let queue = WorkQueue(database: services.config.resolve(services.config.database))
-        let jobs = queue.pending().count
-        if jobs > 0, let lock = queue.tryLock() {
+        let jobs = queue.waiting()
+        // Drained even with nothing waiting: that also removes journals their workers left.
+        if let lock = queue.tryLock() {
             let failed = queue.drain(lock: lock, config: services.config) { Console.err("mail deliver: \($0)") }
-            Console.out("mail deliver: \(jobs) queued web requests worked, \(failed) failed")
+            if jobs > 0 { Console.out("mail deliver: \(jobs) queued web requests worked, \(failed) failed") }
         }
         let result = try services.mailer.deliverDue(now: Clock.now())
         let waiting = try services.db.query("SELECT count(*) AS n FROM mail WHERE status IN ('queued', 'failed')").first?.int("n") ?? 0

@@ -88,13 +88,16 @@ public enum CGIApp {
     /// waits for every process holding the CGI's pipes; its errors go beside the database,
     /// since nobody reads a detached process's stderr. What cannot be queued or forked is done
     /// here, late but not lost.
-    /// A FastCGI worker passes its `connection`, which the drainer closes: it is the server's.
-    static func queueAfterResponse(_ work: AfterResponse, config: SiteConfig, connection: Int32? = nil) {
+    /// A FastCGI worker passes its `connection`, which the drainer closes (it is the server's);
+    /// its `journal`, to which the job is appended rather than written to a file of its own; and
+    /// `beforeFork`, run only when a drainer is about to be forked.
+    static func queueAfterResponse(_ work: AfterResponse, config: SiteConfig, connection: Int32? = nil,
+                                   journal: WorkJournal? = nil, beforeFork: () -> Void = {}) {
         let database = config.resolve(config.database)
         let queue = WorkQueue(database: database)
         let report = { (message: String) in log("after-response", "error", message) }
         do {
-            try queue.add(work)
+            if journal?.append(work) != true { try queue.add(work) }
         } catch {
             report("\(error); working inline")
             do {
@@ -106,12 +109,16 @@ public enum CGIApp {
             return
         }
         guard let lock = queue.tryLock() else { return }
+        beforeFork()
         do {
             guard try Subprocess.forkDetached(errorLog: workerLog(config)) == .child else {
                 close(lock)
                 return
             }
+            // The worker's connection and journal are not the drainer's: holding the journal's
+            // lock would keep it from ever being removed.
             if let connection { close(connection) }
+            if let journal { close(journal.descriptor) }
             let failures = queue.drain(lock: lock, config: config, linger: 100, report: report)
             // Events are sent once the queue is empty and its lock given up, so a new request's
             // mail gets a drainer of its own and never waits behind a slow receiver.

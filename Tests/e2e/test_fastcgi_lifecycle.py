@@ -267,38 +267,3 @@ def test_a_worker_the_web_server_started_replaces_itself_in_place(latchkey_path,
         wrong = [(path, status) for path, status in answers if status != expected[path]]
         assert not wrong, (wrong[:10], srv.error_log()[-3000:])
         assert len(re.findall(r"replaced after 20 requests: max_requests", srv.error_log())) >= 5, srv.error_log()[-3000:]
-
-
-def test_a_forgot_request_is_worked_after_the_answer_and_never_lost(latchkey_path):
-    """In FastCGI mode a forgot POST is queued and worked after the answer as under CGI: the
-    link arrives and the queue is empty. While another process holds the queue's lock (a
-    drainer at work), the job stays queued rather than being worked twice or dropped, and the
-    next drain sends it, once."""
-    with running("nginx-fastcgi", THROTTLES) as srv:
-        box = maildir.Mailbox(srv.site.var / "mail")
-        queue = srv.site.var / "queue"
-
-        def mail_for(address):
-            return [m for m in box.messages() if maildir.recipient(m) == address]
-
-        add_customer(srv.site, "first@example.com", PASSWORD, offer="members")
-        asked = srv.post("/cgi-bin/forgot", {"email": "first@example.com", "locale": "en"})
-        assert asked.status == 303 and location_path(asked.headers) == "/forgot-sent.html", asked.status
-        poll(lambda: mail_for("first@example.com"), what="the reset email")
-        poll(lambda: [p.name for p in queue.iterdir() if not p.name.startswith(".")], lambda left: not left,
-             what="an empty queue")
-
-        add_customer(srv.site, "second@example.com", PASSWORD, offer="members")
-        with open(queue / ".lock", "a+") as held:
-            fcntl.flock(held, fcntl.LOCK_EX)
-            asked = srv.post("/cgi-bin/forgot", {"email": "second@example.com", "locale": "en"})
-            assert asked.status == 303, asked.status
-            time.sleep(0.5)
-            waiting = [p.name for p in queue.iterdir() if not p.name.startswith(".")]
-            assert len(waiting) == 1 and not mail_for("second@example.com"), waiting
-        srv.site.chown_var()
-        delivered = srv.site.latchkey("mail", "deliver")
-        srv.site.chown_var()
-        assert delivered.returncode == 0, delivered.stderr
-        poll(lambda: mail_for("second@example.com"), what="the queued reset email, sent by the next drain")
-        assert len(mail_for("second@example.com")) == 1

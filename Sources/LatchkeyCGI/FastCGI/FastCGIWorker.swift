@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import LatchkeyAccounts
 import LatchkeyCore
 import LatchkeyStore
 
@@ -27,6 +28,8 @@ public final class FastCGIWorker {
         let stamp: FileStamp
         let config: SiteConfig
         let services: ServicesOnce
+        /// Where this worker's after-response jobs go: made on the first job.
+        lazy var journal = WorkJournal(queue: WorkQueue(database: config.resolve(config.database)))
         init(path: String, stamp: FileStamp, config: SiteConfig) {
             self.path = path
             self.stamp = stamp
@@ -145,8 +148,8 @@ public final class FastCGIWorker {
         if let config, let after = reply.after ?? (current?.services.recordedEvents == true ? .events : nil) {
             // No SQLite connection may cross a fork, even unused: the child would inherit this
             // process's record of the locks it holds. The next request opens it again.
-            current?.services.close()
-            CGIApp.queueAfterResponse(after, config: config, connection: connection)
+            CGIApp.queueAfterResponse(after, config: config, connection: connection, journal: current?.journal,
+                                      beforeFork: { current?.services.close() })
         }
         return stopReason == nil
     }

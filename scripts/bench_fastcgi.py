@@ -7,7 +7,8 @@ each row beside its own floor under the same server, in turn:
   here only), run by the same supervisor or lighttpd in the same numbers, and against the same
   request as plain CGI under the same server;
 - a 100 KiB members file behind the `session` authorizer against the same file served with no
-  check (from the document root);
+  check (from the document root), and the same file behind the C no-op as authorizer: what
+  any check by a FastCGI round trip costs;
 - `login` against a C FastCGI responder that only verifies the same Argon2id hash;
 - a worker's resident size after its first request and after 100,000.
 """
@@ -19,12 +20,15 @@ from pathlib import Path
 import bench as b
 from servers import make_server
 
+# As an authorizer it grants (200, naming a person as mod_authnz_fcgi needs); as a responder, 204.
 NOOP_FCGI_C = r'''#include <fcgiapp.h>
+#include <string.h>
 int main(void) {
     FCGX_Request request;
     if (FCGX_Init() != 0 || FCGX_InitRequest(&request, 0, 0) != 0) return 1;
     while (FCGX_Accept_r(&request) == 0) {
-        FCGX_PutS("Status: 204 No Content\r\n\r\n", request.out);
+        const char *role = FCGX_GetParam("FCGI_ROLE", request.envp);
+        FCGX_PutS(role && strcmp(role, "AUTHORIZER") == 0 ? "Status: 200 OK\r\nVariable-LATCHKEY_PERSON: 1\r\n\r\n" : "Status: 204 No Content\r\n\r\n", request.out);
         FCGX_Finish_r(&request);
     }
     return 0;
@@ -115,19 +119,21 @@ def fastcgi_section(site, cgi, work, cleanup):
             (site.public / "lesson.bin").write_bytes((members / "lesson.bin").read_bytes())
             cookie = b.session_cookie(server)
             session_lua = b.lua(work, "fcgi-session", cookie=cookie)
-            rows = [("session GET, valid cookie", "/cgi-bin/session", session_lua, "floor"),
-                    ("reset GET, valid link", "/cgi-bin/reset?" + site.token, None, "floor"),
-                    ("forgot POST, unknown address", "/cgi-bin/forgot", b.lua(work, "fcgi-unknown", "POST", "email=nobody%40example.com"), "floor"),
-                    ("members file, 100 KiB, behind the authorizer", "/members/lesson.bin", session_lua, "static")]
+            # The last row is what any authorizer costs: the same file behind the C no-op as `session`.
+            rows = [("session GET, valid cookie", server, "/cgi-bin/session", session_lua, "floor"),
+                    ("reset GET, valid link", server, "/cgi-bin/reset?" + site.token, None, "floor"),
+                    ("forgot POST, unknown address", server, "/cgi-bin/forgot", b.lua(work, "fcgi-unknown", "POST", "email=nobody%40example.com"), "floor"),
+                    ("members file, 100 KiB, behind the authorizer", server, "/members/lesson.bin", session_lua, "static"),
+                    ("the same file behind the C FastCGI no-op as authorizer", floor, "/members/lesson.bin", None, "static")]
             out = []
-            for name, path, script, against in rows:
+            for name, via, path, script, against in rows:
                 rates, floors, cgis, errors = [], [], [], set()
                 for _ in range(b.ROUNDS):
                     if against == "floor":
                         floors.append(b.wrk(floor.url + "/cgi-bin/session")[0])
                     else:
                         floors.append(b.wrk(server.url + "/lesson.bin")[0])
-                    rate, error = b.sustained(server.url + path, script, site)
+                    rate, error = b.sustained(via.url + path, script, site)
                     rates.append(rate)
                     errors |= {error} - {""}
                     if against == "floor" and not name.startswith("forgot"):

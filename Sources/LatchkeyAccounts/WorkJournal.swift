@@ -13,29 +13,57 @@ import LatchkeyCore
 /// and removes the journal once its writer is gone and every line is worked.
 public final class WorkJournal {
     /// The journal's descriptor (open for appending, holding the writer's shared lock).
-    public let descriptor: Int32
+    public private(set) var descriptor: Int32
+    private let folder: String
+    /// How much this journal holds; past `rotateAt` the next job starts a new one, so a
+    /// long-lived worker's journal never grows without end (the old one is removed once worked).
+    private var size = 0
+    /// Set after a write that failed part-way: the journal takes no more.
+    private var broken = false
 
     /// A new journal in `queue`'s folder, or nil when one cannot be made (the caller then
     /// queues job files instead).
     public init?(queue: WorkQueue) {
-        if mkdir(queue.folder, 0o750) != 0 && errno != EEXIST { return nil }
-        let name = WorkJournal.prefix + String(getpid()) + "-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
-        let fd = open(queue.folder + "/" + name, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { return nil }
-        guard flock(fd, LOCK_SH | LOCK_NB) == 0 else {
-            close(fd)
-            return nil
-        }
+        guard let fd = WorkJournal.create(in: queue.folder) else { return nil }
+        folder = queue.folder
         descriptor = fd
     }
 
     deinit { close(descriptor) }
 
+    private static func create(in folder: String) -> Int32? {
+        if mkdir(folder, 0o750) != 0 && errno != EEXIST { return nil }
+        let name = prefix + String(getpid()) + "-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        let fd = open(folder + "/" + name, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return nil }
+        guard flock(fd, LOCK_SH | LOCK_NB) == 0 else {
+            close(fd)
+            return nil
+        }
+        return fd
+    }
+
     /// Appends `work` as one line in one `write`; false when it could not be written whole.
     public func append(_ work: AfterResponse) -> Bool {
+        guard !broken else { return false }
+        if size >= WorkJournal.rotateAt, let next = WorkJournal.create(in: folder) {
+            close(descriptor)
+            (descriptor, size) = (next, 0)
+        }
         let line = Array((work.encoded + "\n").utf8)
-        return line.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) } == line.count
+        let written = line.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        if written == line.count {
+            size += written
+            return true
+        }
+        // A torn line would run into the next job's: cut it off, and write no more here.
+        broken = true
+        if written > 0 { _ = ftruncate(descriptor, off_t(size)) }
+        return false
     }
+
+    /// A journal's size after which a worker starts another.
+    static let rotateAt = 1 << 20
 
     /// Journal files begin with this (a dot, so they are never taken for job files).
     static let prefix = ".journal-"

@@ -28,6 +28,28 @@ import Testing
         #expect(first == "deliver\t1\n")
     }
 
+    @Test func aJournalPastItsLimitGivesWayToANewOneAndLetsGoOfTheOld() throws {
+        let queue = scratchQueue()
+        let journal = try #require(WorkJournal(queue: queue))
+        let work = AfterResponse.forgot(email: "someone@example.com", locale: "en", remoteAddr: "127.0.0.1")
+        let lineSize = work.encoded.utf8.count + 1
+        let filling = (WorkJournal.rotateAt + lineSize - 1) / lineSize
+        for _ in 0..<filling { #expect(journal.append(work)) }
+        #expect(WorkJournal.names(in: queue).count == 1)
+        #expect(journal.append(work))
+        let names = WorkJournal.names(in: queue)
+        #expect(names.count == 2)
+        // The old journal's writer has let go of it (a drainer may remove it once worked); not of the new one.
+        var free = 0
+        for name in names {
+            let fd = open(queue.folder + "/" + name, O_RDONLY)
+            if flock(fd, LOCK_EX | LOCK_NB) == 0 { free += 1 }
+            close(fd)
+        }
+        #expect(free == 1)
+        #expect(queue.waiting() == filling + 1)
+    }
+
     @Test func onlyOneDrainerHoldsTheLock() throws {
         let queue = scratchQueue()
         try queue.add(.deliver([]))

@@ -126,7 +126,11 @@ public struct WorkQueue {
                 }
                 if worked { continue }
             }
-            if watch >= 0, waitForJob(watch, milliseconds: linger) { continue }
+            if watch >= 0, waitForJob(watch, milliseconds: linger) {
+                // Let a few more arrive: under load each wake-up then works a batch, not one job.
+                usleep(WorkQueue.gatherMicroseconds)
+                continue
+            }
             flock(lock, LOCK_UN)
             if !hasWork || flock(lock, LOCK_EX | LOCK_NB) != 0 { return failures }
         }
@@ -153,6 +157,9 @@ public struct WorkQueue {
         while read(watch, &events, events.count) > 0 {}
         return true
     }
+
+    /// How long a lingering drainer waits, once a job arrives, for others to join it.
+    static let gatherMicroseconds: UInt32 = 5_000
 
     /// Jobs worked in one transaction: each commit costs more than a job's own statements.
     static let batchSize = 32

@@ -35,8 +35,9 @@ public enum AfterResponse: Equatable, Sendable {
     }
 }
 
-/// A folder of after-response jobs, one file each, beside the database (`var/queue/`), and
-/// one lock that at most one drainer holds.
+/// A folder of after-response jobs beside the database (`var/queue/`): a file for each job a
+/// CGI left, and a journal of lines for each FastCGI worker (`WorkJournal`); and one lock that
+/// at most one drainer holds.
 ///
 /// A CGI writes its job here before answering, so the request survives whatever happens
 /// next; then, if no drainer holds the lock, it forks one. However many requests arrive, one

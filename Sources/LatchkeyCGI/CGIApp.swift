@@ -83,53 +83,6 @@ public enum CGIApp {
         }
     }
 
-    /// Queues `work`, then forks a drainer unless one is already at work (it will find the job).
-    /// The drainer runs in its own session with /dev/null for input and output, because Apache
-    /// waits for every process holding the CGI's pipes; its errors go beside the database,
-    /// since nobody reads a detached process's stderr. What cannot be queued or forked is done
-    /// here, late but not lost.
-    /// A FastCGI worker passes its `connection`, which the drainer closes (it is the server's);
-    /// its `journal`, to which the job is appended rather than written to a file of its own; and
-    /// `beforeFork`, run only when a drainer is about to be forked.
-    static func queueAfterResponse(_ work: AfterResponse, config: SiteConfig, connection: Int32? = nil,
-                                   journal: WorkJournal? = nil, beforeFork: () -> Void = {}) {
-        let database = config.resolve(config.database)
-        let queue = WorkQueue(database: database)
-        let report = { (message: String) in log("after-response", "error", message) }
-        do {
-            if journal?.append(work) != true { try queue.add(work) }
-        } catch {
-            report("\(error); working inline")
-            do {
-                let services = try Services(config: config)
-                WorkQueue.deliver(try WorkQueue.perform(work, services: services), services: services)
-            } catch {
-                report("\(error)")
-            }
-            return
-        }
-        guard let lock = queue.tryLock() else { return }
-        beforeFork()
-        do {
-            guard try Subprocess.forkDetached(errorLog: workerLog(config)) == .child else {
-                close(lock)
-                return
-            }
-            // The worker's connection and journal are not the drainer's: holding the journal's
-            // lock would keep it from ever being removed.
-            if let connection { close(connection) }
-            if let journal { close(journal.descriptor) }
-            let failures = queue.drain(lock: lock, config: config, linger: 100, report: report)
-            // Events are sent once the queue is empty and its lock given up, so a new request's
-            // mail gets a drainer of its own and never waits behind a slow receiver.
-            WebhookSender.sendAll(config: config, report: report)
-            exit(failures == 0 ? 0 : 1)
-        } catch {
-            report("cannot fork (\(error)); draining inline")
-            queue.drain(lock: lock, config: config, report: report)
-        }
-    }
-
     /// Reads and discards `count` bytes of standard input.
     static func drain(_ count: Int) {
         var buffer = [UInt8](repeating: 0, count: 16384)
@@ -140,12 +93,6 @@ public enum CGIApp {
             guard n > 0 else { return }
             left -= n
         }
-    }
-
-    /// Where work done after the answer logs, since the web server no longer reads its stderr:
-    /// `latchkey-worker.log` beside the database.
-    static func workerLog(_ config: SiteConfig) -> String {
-        Path.parent(of: config.resolve(config.database)) + "/latchkey-worker.log"
     }
 
     /// One line to the web server's error log (for the worker: `latchkey-worker.log`).

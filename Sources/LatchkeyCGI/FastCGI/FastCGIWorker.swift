@@ -141,15 +141,24 @@ public final class FastCGIWorker {
                 return current.config
             }, services: { config in current?.services ?? ServicesOnce(config) })
         }
+        // The after-work is queued before the answer, as a CGI does, so a worker killed right
+        // after answering loses no request; the drainer is started after it.
+        let after = reply.after ?? (current?.services.recordedEvents == true ? .events : nil)
+        var queued = false
+        if let config, let after { queued = CGIApp.enqueue(after, config: config, journal: current?.journal) }
         reply.response.write(sendfileTo: nil) { output.send($0) }
         _ = output.end()
         answered += 1
         check(current)
-        if let config, let after = reply.after ?? (current?.services.recordedEvents == true ? .events : nil) {
-            // No SQLite connection may cross a fork, even unused: the child would inherit this
-            // process's record of the locks it holds. The next request opens it again.
-            CGIApp.queueAfterResponse(after, config: config, connection: connection, journal: current?.journal,
-                                      beforeFork: { current?.services.close() })
+        if let config, let after {
+            if queued {
+                // No SQLite connection may cross a fork, even unused: the child would inherit this
+                // process's record of the locks it holds. The next request opens it again.
+                CGIApp.startDrainer(config: config, connection: connection, journal: current?.journal,
+                                    beforeFork: { current?.services.close() })
+            } else {
+                CGIApp.workInline(after, config: config)
+            }
         }
         return stopReason == nil
     }

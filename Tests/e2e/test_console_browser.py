@@ -21,6 +21,7 @@ import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 import maildir as mail
@@ -123,7 +124,12 @@ class Agent:
         element.send_keys(value)
 
     def click(self, text: str) -> None:
+        """Clicks a link or button, each of which leaves the page here, and waits until it has:
+        the next page may share the path prefix `land` waits for, as a form posted to itself does."""
+        self.d.execute_script("window.latchkeyTestLeft = false")  # gone with the page
         self.d.find_element(By.XPATH, f"//main//*[self::a or self::button][normalize-space()='{text}']").click()
+        WebDriverWait(self.d, 10, ignored_exceptions=(WebDriverException,)).until(
+            lambda d: d.execute_script("return window.latchkeyTestLeft === undefined"))
 
 
 def wait_mail(site, address, count=1):

@@ -31,12 +31,16 @@ public final class WorkJournal {
 
     deinit { close(descriptor) }
 
+    /// A new journal, locked before it appears under its name: a drainer that found it
+    /// unlocked and empty would take its writer for gone, and remove it.
     private static func create(in folder: String) -> Int32? {
         if mkdir(folder, 0o750) != 0 && errno != EEXIST { return nil }
         let name = prefix + String(getpid()) + "-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
-        let fd = open(folder + "/" + name, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0o600)
+        let temporary = folder + "/.new" + name, final = folder + "/" + name
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0o600)
         guard fd >= 0 else { return nil }
-        guard flock(fd, LOCK_SH | LOCK_NB) == 0 else {
+        guard flock(fd, LOCK_SH | LOCK_NB) == 0, rename(temporary, final) == 0 else {
+            unlink(temporary)
             close(fd)
             return nil
         }

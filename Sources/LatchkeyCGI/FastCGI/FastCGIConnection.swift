@@ -30,6 +30,10 @@ struct FastCGIConnection {
             buffer.withUnsafeMutableBytes { _ = memset($0.baseAddress!, 0, used) }
         }
         var requestStarted: Int64 = 0
+        // Once told to stop the signal stays readable, so it is no longer waited on; and a
+        // connection that has answered nothing yet is not idle: the server sent, or is about to
+        // send, its request on it.
+        var stopping = false, answered = 0
         while true {
             do {
                 while let record = try reader.next() {
@@ -44,6 +48,7 @@ struct FastCGIConnection {
                     case .request(var request):
                         var output = FastCGIOutput(fd: fd, requestID: request.id)
                         let goOn = answer(request, &output)
+                        answered += 1
                         wipeBytes(&request.body)
                         guard output.end(), goOn, request.keepConnection else { return }
                         requestStarted = 0
@@ -58,13 +63,14 @@ struct FastCGIConnection {
             let midRequest = assembler.isMidRequest || reader.pending > 0
             if midRequest && requestStarted == 0 { requestStarted = Clock.monotonicMilliseconds() }
             if !midRequest { requestStarted = 0 }
-            var wait = midRequest ? readTimeout : FastCGIConnection.idleMilliseconds
+            var wait = midRequest || (stopping && answered == 0) ? readTimeout : FastCGIConnection.idleMilliseconds
             if midRequest {
                 let left = Int64(readTimeout) * 4 - (Clock.monotonicMilliseconds() - requestStarted)
                 guard left > 0 else { return CGIApp.log("fastcgi", "refused", "request not complete within \(readTimeout * 4) ms") }
                 wait = Int32(min(Int64(wait), left))
             }
-            var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: stopSignal, events: Int16(POLLIN), revents: 0)]
+            var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: stopping ? -1 : stopSignal, events: Int16(POLLIN), revents: 0)]
             let ready = poll(&fds, 2, wait)
             if ready < 0 && errno == EINTR { continue }
             guard ready > 0 else {
@@ -73,8 +79,10 @@ struct FastCGIConnection {
                 return CGIApp.log("fastcgi", "refused", whole ? "request not complete within \(readTimeout * 4) ms"
                                                                 : "no bytes for \(readTimeout) ms mid-request")
             }
-            // Told to stop: an idle connection is given up; a request under way is finished.
-            if fds[1].revents != 0 && fds[0].revents == 0 && !midRequest { return }
+            // Told to stop: a kept connection sitting idle is given up; a request under way, or
+            // the first on a new connection, is answered first.
+            if fds[1].revents != 0 { stopping = true }
+            if stopping && fds[0].revents == 0 && !midRequest && answered > 0 { return }
             guard fds[0].revents != 0 else { continue }
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }

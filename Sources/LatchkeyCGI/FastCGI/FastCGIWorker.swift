@@ -87,20 +87,32 @@ public final class FastCGIWorker {
             let ready = latchkey_epoll_wait(events, 0)
             if ready < 0 && errno == EINTR { continue }
             guard ready > 0 else { return fail("epoll_wait: \(String(cString: strerror(errno)))") }
-            if ready & 2 != 0 { break }
-            let connection = accept(0, nil, nil)
-            guard connection >= 0 else { continue }
-            _ = fcntl(connection, F_SETFD, FD_CLOEXEC)
-            var timeout = timeval(tv_sec: readTimeoutSeconds, tv_usec: 0)
-            setsockopt(connection, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            FastCGIConnection(fd: connection, stopSignal: stopSignal, readTimeout: Int32(readTimeoutSeconds * 1000))
-                .serve(buffer: &buffer) { request, output in answer(request, connection: connection, output: &output) }
-            close(connection)
+            if ready & 2 != 0 {
+                // Told to stop. A connection this wake-up was also for is still answered:
+                // EPOLLEXCLUSIVE woke this worker alone for it, and another might not wake
+                // until the next one arrives.
+                if ready & 1 != 0 { acceptAndServe(stopSignal) }
+                break
+            }
+            acceptAndServe(stopSignal)
         }
         guard let stopReason else { return 0 }
         CGIApp.log("fastcgi", "notice", "worker \(getpid()) replaced after \(answered) requests: \(stopReason)")
         if !supervised { restartInPlace() }
         return 0
+    }
+
+    /// Takes one connection waiting on the listening socket, if another worker has not, and
+    /// serves it to its end.
+    private func acceptAndServe(_ stopSignal: Int32) {
+        let connection = accept(0, nil, nil)
+        guard connection >= 0 else { return }
+        _ = fcntl(connection, F_SETFD, FD_CLOEXEC)
+        var timeout = timeval(tv_sec: readTimeoutSeconds, tv_usec: 0)
+        setsockopt(connection, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        FastCGIConnection(fd: connection, stopSignal: stopSignal, readTimeout: Int32(readTimeoutSeconds * 1000))
+            .serve(buffer: &buffer) { request, output in answer(request, connection: connection, output: &output) }
+        close(connection)
     }
 
     /// Runs this executable again in this process, on the same listening socket (descriptor 0,

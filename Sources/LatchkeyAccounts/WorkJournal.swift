@@ -105,13 +105,17 @@ public final class WorkJournal {
 
     /// Records that `name` has been worked to `offset`: one fixed-width `pwrite` over the same
     /// bytes, so the record is never seen empty or half-replaced.
-    static func record(_ offset: Int64, for name: String, in queue: WorkQueue) throws {
+    /// It belongs to the journal's owner (`journal`, open): a drainer run as root (an admin's
+    /// `mail deliver`) must not leave a record the web server's drainers cannot update.
+    static func record(_ offset: Int64, for name: String, in queue: WorkQueue, journal: Int32) throws {
         var digits = String(offset)
         digits = String(repeating: "0", count: max(0, 20 - digits.count)) + digits
         let path = queue.folder + "/" + name + ".done"
         let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw CoreError.file(path: path, reason: "cannot record the journal's progress") }
         defer { close(fd) }
+        var owner = stat()
+        if geteuid() == 0, fstat(journal, &owner) == 0 { _ = fchown(fd, owner.st_uid, owner.st_gid) }
         let bytes = Array(digits.utf8)
         guard bytes.withUnsafeBytes({ pwrite(fd, $0.baseAddress, $0.count, 0) }) == bytes.count else {
             throw CoreError.file(path: path, reason: "cannot record the journal's progress")
@@ -144,7 +148,7 @@ public final class WorkJournal {
         if end > 0 {
             let (mail, dropped) = try services.db.write { try WorkQueue.performEach(lines, services: services) }
             for reason in dropped.values { report("journal \(name): job dropped: \(reason)") }
-            try record(offset + Int64(end), for: name, in: queue)
+            try record(offset + Int64(end), for: name, in: queue, journal: fd)
             WorkQueue.deliver(mail, services: services)
             return true
         }

@@ -80,11 +80,25 @@ public final class WorkJournal {
         ((try? FileTree.names(in: queue.folder)) ?? []).filter { $0.hasPrefix(prefix) && !$0.hasSuffix(".done") }.sorted()
     }
 
-    /// True when some journal in `queue` holds a line not yet worked.
-    static func anyUnworked(in queue: WorkQueue) -> Bool {
+    /// Each journal's size now, to tell later whether it has grown.
+    static func sizes(in queue: WorkQueue) -> [String: Int64] {
+        var sizes: [String: Int64] = [:]
+        for name in names(in: queue) {
+            var info = stat()
+            if stat(queue.folder + "/" + name, &info) == 0 { sizes[name] = Int64(info.st_size) }
+        }
+        return sizes
+    }
+
+    /// True when some journal in `queue` holds bytes not yet worked. With `since` (sizes from
+    /// `sizes`, taken before the last pass), only a journal that has changed since counts: one
+    /// the last pass could not work (unreadable, or a torn tail its writer still holds) must not
+    /// keep a drainer looking at it for ever.
+    static func anyUnworked(in queue: WorkQueue, since: [String: Int64]? = nil) -> Bool {
         names(in: queue).contains { name in
             var info = stat()
-            return stat(queue.folder + "/" + name, &info) == 0 && Int64(info.st_size) > worked(name, in: queue)
+            guard stat(queue.folder + "/" + name, &info) == 0, Int64(info.st_size) > (worked(name, in: queue) ?? 0) else { return false }
+            return since.map { $0[name] != Int64(info.st_size) } ?? true
         }
     }
 
@@ -92,15 +106,21 @@ public final class WorkJournal {
     static func unworkedLines(in queue: WorkQueue) -> Int {
         names(in: queue).reduce(0) { total, name in
             let bytes = FileBytes.read(queue.folder + "/" + name, limit: 1 << 26) ?? []
-            let offset = min(Int(worked(name, in: queue)), bytes.count)
+            let offset = min(Int(worked(name, in: queue) ?? 0), bytes.count)
             return total + bytes[offset...].reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
         }
     }
 
-    /// How far `name` has been worked (its `.done` file; 0 when there is none).
-    static func worked(_ name: String, in queue: WorkQueue) -> Int64 {
-        let bytes = FileBytes.read(queue.folder + "/" + name + ".done", limit: 32) ?? []
-        return Int64(String(decoding: bytes, as: UTF8.self).trimmed) ?? 0
+    /// How far `name` has been worked: its `.done` file, 0 when there is none, nil when it cannot
+    /// be read (then the journal waits: taking it for 0 would work every line again).
+    static func worked(_ name: String, in queue: WorkQueue) -> Int64? {
+        let fd = open(queue.folder + "/" + name + ".done", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return errno == ENOENT ? 0 : nil }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 32)
+        let count = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard count > 0 else { return count == 0 ? 0 : nil }
+        return Int64(String(decoding: bytes[..<count], as: UTF8.self).trimmed)
     }
 
     /// Records that `name` has been worked to `offset`: one fixed-width `pwrite` over the same
@@ -132,7 +152,10 @@ public final class WorkJournal {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return false }
         defer { close(fd) }
-        let offset = worked(name, in: queue)
+        guard let offset = worked(name, in: queue) else {
+            report("journal \(name): cannot read how far it was worked; it waits")
+            return false
+        }
         var buffer = [UInt8](repeating: 0, count: chunk)
         let count = max(0, buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, chunk, off_t(offset)) })
         var lines: [String] = [], end = 0
@@ -147,9 +170,10 @@ public final class WorkJournal {
         }
         if end > 0 {
             let (mail, dropped) = try services.db.write { try WorkQueue.performEach(lines, services: services) }
+            // Committed: its mail goes out even if the offset cannot be recorded.
+            defer { WorkQueue.deliver(mail, services: services) }
             for reason in dropped.values { report("journal \(name): job dropped: \(reason)") }
             try record(offset + Int64(end), for: name, in: queue, journal: fd)
-            WorkQueue.deliver(mail, services: services)
             return true
         }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { return false }

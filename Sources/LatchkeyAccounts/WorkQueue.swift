@@ -76,14 +76,14 @@ public struct WorkQueue {
     /// How many jobs wait: job files, and journal lines not yet worked.
     public func waiting() -> Int { pending().count + WorkJournal.unworkedLines(in: self) }
 
-    /// True when a job waits: a job file, or a line of a journal not yet worked.
-    public var hasWork: Bool { !pending().isEmpty || WorkJournal.anyUnworked(in: self) }
-
     /// The drainer's lock, if nobody else holds it: an open descriptor to pass to `drain`
     /// (a forked child inherits it), or nil.
     public func tryLock() -> Int32? {
         let fd = open(folder + "/.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { return nil }
+        // Made by root (an admin's `mail deliver`), it would lock the web server's drainers out.
+        var owner = stat()
+        if geteuid() == 0, stat(folder, &owner) == 0 { _ = fchown(fd, owner.st_uid, owner.st_gid) }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { close(fd); return nil }
         return fd
     }
@@ -103,8 +103,10 @@ public struct WorkQueue {
         defer { if watch >= 0 { close(watch) } }
         var failures = 0
         var services: Services?
+        var seen: [String: Int64] = [:]
         while true {
             let names = pending(), journals = WorkJournal.names(in: self)
+            seen = WorkJournal.sizes(in: self)
             if !names.isEmpty || !journals.isEmpty {
                 do {
                     if services == nil { services = try Services(config: config) }
@@ -118,8 +120,15 @@ public struct WorkQueue {
                         failures += try run(Array(names[start..<min(start + WorkQueue.batchSize, names.count)]),
                                             services: services!, report: report)
                     }
-                    for journal in journals where try WorkJournal.work(journal, in: self, services: services!, report: report) {
-                        worked = true
+                    for journal in journals {
+                        // One journal that cannot be worked must not hold up the others.
+                        do {
+                            if try WorkJournal.work(journal, in: self, services: services!, report: report) { worked = true }
+                        } catch let error as StoreError {
+                            throw error
+                        } catch {
+                            report("journal \(journal): \(error)")
+                        }
                     }
                 } catch {
                     report("jobs stay queued: \(error)")
@@ -133,7 +142,8 @@ public struct WorkQueue {
                 continue
             }
             flock(lock, LOCK_UN)
-            if !hasWork || flock(lock, LOCK_EX | LOCK_NB) != 0 { return failures }
+            let more = !pending().isEmpty || WorkJournal.anyUnworked(in: self, since: seen)
+            if !more || flock(lock, LOCK_EX | LOCK_NB) != 0 { return failures }
         }
     }
 

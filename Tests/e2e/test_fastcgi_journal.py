@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import fcntl
 import os
+import subprocess
 import time
 from pathlib import Path
 
 import maildir
-from fastcgi_support import PASSWORD, THROTTLES, location_path, worker_pids
-from lkserver import add_customer, poll
+from fastcgi_support import PASSWORD, THROTTLES, location_path, pool_of, proc_stat, worker_pids
+from lkserver import WEB_USER, add_customer, latchkey_bin, poll
 from servers import running
 
 
@@ -153,3 +154,72 @@ def test_a_dead_writers_half_written_line_is_dropped_with_a_report(make_site):
     site.chown_var()
     assert site.latchkey("mail", "deliver").returncode == 0
     assert len(mail_for(box, "torn@example.com")) == 1
+
+
+def zombies_of(parents: set[int]) -> list[int]:
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            stat = proc_stat(int(entry.name))
+            if stat and stat[0] == "Z" and stat[1] in parents:
+                found.append(int(entry.name))
+    return found
+
+
+def test_a_worker_reaps_the_drainers_it_forked(latchkey_path):
+    """A worker lives for many requests (under lighttpd and mod_fcgid it even starts itself
+    again in place), so each drainer it forks must be collected when it ends, not left as a
+    zombie against the service's process limit. One worker, four forgot requests each forking a
+    drainer once the last has finished, then one more request: no zombie is left."""
+    with running("nginx-fastcgi", {"fastcgi": {"workers": 1}, **THROTTLES}) as srv:
+        worker = pool_of(srv, 1)
+        lock = srv.site.var / "queue" / ".lock"
+
+        def drainer_done():
+            with open(lock, "a+") as held:
+                try:
+                    fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return True
+                except BlockingIOError:
+                    return False
+
+        for n in range(4):
+            assert srv.post("/cgi-bin/forgot", {"email": f"nobody{n}@example.com", "locale": "en"}).status == 303
+            poll(drainer_done, timeout=10, what="the drainer finished")
+        assert srv.get("/cgi-bin/session").status == 401
+        poll(lambda: zombies_of(worker), lambda left: not left, timeout=5, what="no drainer left as a zombie")
+        assert worker_pids(srv.serve.pid) == worker
+
+
+def test_a_journal_whose_progress_cannot_be_read_waits(make_site):
+    """The web server's drainer cannot read a journal's offset (root's 0600 file): rather than
+    taking it for 0 and working every line again, it reports that and leaves the journal,
+    and `mail deliver` still ends; the lock file root's drain made belongs to the folder's owner."""
+    site = make_site()
+    box = maildir.Mailbox(site.var / "mail")
+    add_customer(site, "offset@example.com", PASSWORD, offer="members")
+    queue = site.var / "queue"
+    queue.mkdir(exist_ok=True)
+    site.chown_var()
+    (queue / ".lock").unlink(missing_ok=True)
+    journal = queue / ".journal-4000002-abc"
+    with open(journal, "ab") as writer:  # a live writer: its journal is kept
+        fcntl.flock(writer, fcntl.LOCK_SH)
+        writer.write(b"forgot\toffset@example.com\ten\t127.0.0.1\n")
+        writer.flush()
+        site.chown_var()
+        assert site.latchkey("mail", "deliver").returncode == 0  # as root
+        assert len(mail_for(box, "offset@example.com")) == 1
+        lock = queue / ".lock"
+        assert (lock.stat().st_uid, lock.stat().st_gid) == (queue.stat().st_uid, queue.stat().st_gid)
+        done = journal.with_name(journal.name + ".done")
+        os.chown(done, 0, 0)
+        done.chmod(0o600)
+        writer.write(b"deliver\t\n")
+        writer.flush()
+        drained = subprocess.run(["runuser", "-u", WEB_USER, "--", latchkey_bin(), "mail", "deliver", "--config", str(site.config)],
+                                 capture_output=True, text=True, timeout=20)
+        assert drained.returncode == 0, drained.stderr
+        assert "cannot read how far it was worked" in drained.stderr, drained.stderr
+        assert len(mail_for(box, "offset@example.com")) == 1, "the first line was not worked again"
+        assert journal.exists() and int(done.read_text()) < journal.stat().st_size

@@ -95,7 +95,9 @@ public final class FastCGIWorker {
                 break
             }
             acceptAndServe(stopSignal)
+            FastCGIWorker.reapDrainers()
         }
+        FastCGIWorker.reapDrainers()
         guard let stopReason else { return 0 }
         CGIApp.log("fastcgi", "notice", "worker \(getpid()) replaced after \(answered) requests: \(stopReason)")
         if !supervised { restartInPlace() }
@@ -113,6 +115,14 @@ public final class FastCGIWorker {
         FastCGIConnection(fd: connection, stopSignal: stopSignal, readTimeout: Int32(readTimeoutSeconds * 1000))
             .serve(buffer: &buffer) { request, output in answer(request, connection: connection, output: &output) }
         close(connection)
+    }
+
+    /// Collects drainers that have finished. A worker lives on (under lighttpd and mod_fcgid
+    /// it even starts itself again in place), so the drainers it forks would otherwise stay as
+    /// zombies against the service's process limit. Nothing else of a worker's is left running
+    /// between requests: the programs a request runs are waited for by the request.
+    static func reapDrainers() {
+        while waitpid(-1, nil, WNOHANG) > 0 {}
     }
 
     /// Runs this executable again in this process, on the same listening socket (descriptor 0,

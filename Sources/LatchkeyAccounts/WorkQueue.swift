@@ -103,6 +103,7 @@ public struct WorkQueue {
         defer { if watch >= 0 { close(watch) } }
         var failures = 0
         var services: Services?
+        sweep()
         var seen: [String: Int64] = [:]
         while true {
             let names = pending(), journals = WorkJournal.names(in: self)
@@ -144,6 +145,24 @@ public struct WorkQueue {
             flock(lock, LOCK_UN)
             let more = !pending().isEmpty || WorkJournal.anyUnworked(in: self, since: seen)
             if !more || flock(lock, LOCK_EX | LOCK_NB) != 0 { return failures }
+        }
+    }
+
+    /// Removes what a crash can leave and nothing else would: a job file or journal still under
+    /// its temporary name an hour on (its writer died before the rename: the journal was still
+    /// empty, and the job's request was never answered), and the offset of a journal that is
+    /// gone. Only the lock's holder writes or removes offsets, so one without its journal is an
+    /// orphan.
+    func sweep(now: Int = time(nil)) {
+        for name in (try? FileTree.names(in: folder)) ?? [] where name.hasPrefix(".") {
+            let path = folder + "/" + name
+            if name.hasPrefix(WorkJournal.prefix) && name.hasSuffix(".done") {
+                if !FileTree.exists(String(path.dropLast(".done".count))) { unlink(path) }
+                continue
+            }
+            let temporary = name.hasPrefix(".new" + WorkJournal.prefix) || name.dropFirst().first?.isNumber == true
+            var info = stat()
+            if temporary, stat(path, &info) == 0, info.st_mtim.tv_sec < now - 3600 { unlink(path) }
         }
     }
 

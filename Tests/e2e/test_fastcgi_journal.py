@@ -223,3 +223,33 @@ def test_a_journal_whose_progress_cannot_be_read_waits(make_site):
         assert "cannot read how far it was worked" in drained.stderr, drained.stderr
         assert len(mail_for(box, "offset@example.com")) == 1, "the first line was not worked again"
         assert journal.exists() and int(done.read_text()) < journal.stat().st_size
+
+
+def test_a_drain_sweeps_what_crashes_leave(make_site):
+    """What a crash can leave in the queue and nothing else removes: a journal or job file still
+    under its temporary name an hour on, and the offset of a journal that is gone. A drain
+    removes those and keeps the locks, a live journal with its offset, and a temporary from now."""
+    site = make_site()
+    queue = site.var / "queue"
+    queue.mkdir(exist_ok=True)
+    hour_ago = time.time() - 3700
+    old = [queue / ".new.journal-4000003-aa", queue / ".1700000000000000000-4000003-bb"]
+    for path in old:
+        path.write_bytes(b"")
+        os.utime(path, (hour_ago, hour_ago))
+    orphan = queue / ".journal-4000004-cc.done"
+    orphan.write_text("00000000000000000044")
+    fresh = queue / ".new.journal-4000005-dd"
+    fresh.write_bytes(b"")
+    (queue / ".lock").write_bytes(b"")
+    (queue / ".webhooks.lock").write_bytes(b"")
+    os.utime(queue / ".webhooks.lock", (hour_ago, hour_ago))
+    live = queue / ".journal-4000006-ee"
+    with open(live, "ab") as writer:
+        fcntl.flock(writer, fcntl.LOCK_SH)
+        live.with_name(live.name + ".done").write_text("00000000000000000000")
+        os.utime(live, (hour_ago, hour_ago))
+        site.chown_var()
+        assert site.latchkey("mail", "deliver").returncode == 0
+        left = sorted(p.name for p in queue.iterdir())
+    assert left == sorted([".lock", ".webhooks.lock", fresh.name, live.name, live.name + ".done"]), left

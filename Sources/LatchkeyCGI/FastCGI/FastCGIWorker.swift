@@ -28,8 +28,13 @@ public final class FastCGIWorker {
         let stamp: FileStamp
         let config: SiteConfig
         let services: ServicesOnce
-        /// Where this worker's after-response jobs go: made on the first job.
-        lazy var journal = WorkJournal(queue: WorkQueue(database: config.resolve(config.database)))
+        /// Where this worker's after-response jobs go, once the first has come (`journal()`).
+        private(set) var openJournal: WorkJournal?
+        /// The journal, made on first use; nil when it cannot be (jobs then go to files).
+        func journal() -> WorkJournal? {
+            if openJournal == nil { openJournal = WorkJournal(queue: WorkQueue(database: config.resolve(config.database))) }
+            return openJournal
+        }
         init(path: String, stamp: FileStamp, config: SiteConfig) {
             self.path = path
             self.stamp = stamp
@@ -167,7 +172,7 @@ public final class FastCGIWorker {
         // after answering loses no request; the drainer is started after it.
         let after = reply.after ?? (current?.services.recordedEvents == true ? .events : nil)
         var queued = false
-        if let config, let after { queued = CGIApp.enqueue(after, config: config, journal: current?.journal) }
+        if let config, let after { queued = CGIApp.enqueue(after, config: config, journal: current?.journal()) }
         reply.response.write(sendfileTo: nil) { output.send($0) }
         _ = output.end()
         answered += 1
@@ -175,9 +180,11 @@ public final class FastCGIWorker {
         if let config, let after {
             if queued {
                 // No SQLite connection may cross a fork, even unused: the child would inherit this
-                // process's record of the locks it holds. The next request opens it again.
-                CGIApp.startDrainer(config: config, connection: connection, journal: current?.journal,
-                                    beforeFork: { current?.services.close() })
+                // process's record of the locks it holds. The next request opens it again. The
+                // drainer closes the journal, whose lock it would otherwise hold. Both are the
+                // worker's site's, even when this request found the config file unreadable.
+                CGIApp.startDrainer(config: config, connection: connection, journal: site?.openJournal,
+                                    beforeFork: { site?.services.close() })
             } else {
                 CGIApp.workInline(after, config: config)
             }

@@ -57,8 +57,12 @@ class Agent:
         self.pages_checked: set[str] = set()
 
     def land(self, path_prefix: str, shot: str) -> str:
-        WebDriverWait(self.d, 10).until(lambda d: urllib.parse.urlsplit(d.current_url).path.startswith(path_prefix)
-                                        and d.execute_script("return document.readyState") == "complete")
+        """Waits for the next page (a new document: the last one landed on carried a marker,
+        since the next page may share its path, as a form posted to itself does), checks it,
+        and returns its text."""
+        WebDriverWait(self.d, 10, ignored_exceptions=(WebDriverException,)).until(
+            lambda d: d.execute_script("return window.latchkeyTestLanded === undefined && document.readyState === 'complete'")
+            and urllib.parse.urlsplit(d.current_url).path.startswith(path_prefix))
         errors = [e for e in self.d.get_log("browser") if e.get("level") in ("SEVERE", "ERROR")]
         assert not errors, f"{self.server.kind} {self.d.current_url}: console errors {errors}"
         body = self.d.find_element(By.TAG_NAME, "body").text
@@ -69,6 +73,7 @@ class Agent:
         if page not in self.pages_checked:
             self.pages_checked.add(page)
             self.accessible(shot)
+        self.d.execute_script("window.latchkeyTestLanded = true")  # gone with this page
         return body
 
     def accessible(self, shot: str) -> None:
@@ -124,12 +129,7 @@ class Agent:
         element.send_keys(value)
 
     def click(self, text: str) -> None:
-        """Clicks a link or button, each of which leaves the page here, and waits until it has:
-        the next page may share the path prefix `land` waits for, as a form posted to itself does."""
-        self.d.execute_script("window.latchkeyTestLeft = false")  # gone with the page
         self.d.find_element(By.XPATH, f"//main//*[self::a or self::button][normalize-space()='{text}']").click()
-        WebDriverWait(self.d, 10, ignored_exceptions=(WebDriverException,)).until(
-            lambda d: d.execute_script("return window.latchkeyTestLeft === undefined"))
 
 
 def wait_mail(site, address, count=1):

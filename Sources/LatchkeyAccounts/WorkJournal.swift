@@ -80,10 +80,10 @@ public final class WorkJournal {
         ((try? FileTree.names(in: queue.folder)) ?? []).filter { $0.hasPrefix(prefix) && !$0.hasSuffix(".done") }.sorted()
     }
 
-    /// Each journal's size now, to tell later whether it has grown.
-    static func sizes(in queue: WorkQueue) -> [String: Int64] {
+    /// The size now of each journal in `names`, to tell later whether it has grown.
+    static func sizes(of names: [String], in queue: WorkQueue) -> [String: Int64] {
         var sizes: [String: Int64] = [:]
-        for name in names(in: queue) {
+        for name in names {
             var info = stat()
             if stat(queue.folder + "/" + name, &info) == 0 { sizes[name] = Int64(info.st_size) }
         }
@@ -91,7 +91,7 @@ public final class WorkJournal {
     }
 
     /// True when some journal in `queue` holds bytes not yet worked. With `since` (sizes from
-    /// `sizes`, taken before the last pass), only a journal that has changed since counts: one
+    /// `sizes(of:in:)`, taken before the last pass), only a journal that has changed since counts: one
     /// the last pass could not work (unreadable, or a torn tail its writer still holds) must not
     /// keep a drainer looking at it for ever.
     static func anyUnworked(in queue: WorkQueue, since: [String: Int64]? = nil) -> Bool {
@@ -156,8 +156,11 @@ public final class WorkJournal {
             report("journal \(name): cannot read how far it was worked; it waits")
             return false
         }
-        var buffer = [UInt8](repeating: 0, count: chunk)
-        let count = max(0, buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, chunk, off_t(offset)) })
+        // Most looks find nothing new in a live worker's journal: then nothing is read.
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { return false }
+        var buffer = [UInt8](repeating: 0, count: Int(max(0, min(Int64(chunk), Int64(info.st_size) - offset))))
+        let count = buffer.isEmpty ? 0 : max(0, buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(offset)) })
         var lines: [String] = [], end = 0
         while lines.count < WorkQueue.batchSize, let newline = buffer[end..<count].firstIndex(of: UInt8(ascii: "\n")) {
             lines.append(String(decoding: buffer[end..<newline], as: UTF8.self))
@@ -177,7 +180,6 @@ public final class WorkJournal {
             return true
         }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { return false }
-        var info = stat()
         guard fstat(fd, &info) == 0 else { return false }
         // Lines its writer appended just before it went are worked first.
         if Int64(info.st_size) > offset + Int64(count) { return true }

@@ -107,7 +107,7 @@ public struct WorkQueue {
         var seen: [String: Int64] = [:]
         while true {
             let names = pending(), journals = WorkJournal.names(in: self)
-            seen = WorkJournal.sizes(in: self)
+            seen = WorkJournal.sizes(of: journals, in: self)
             if !names.isEmpty || !journals.isEmpty {
                 do {
                     if services == nil { services = try Services(config: config) }

@@ -1,11 +1,13 @@
 # Latchkey. `make demo` runs the product, `make test` runs every test (see README.md).
 # Fully static (no dynamic loader at start-up), and generic types' metadata reached through
-# direct accessors rather than mangled names the runtime must demangle on first use. lld puts
-# the functions a CGI runs side by side (scripts/hot-functions.py), so a request faults in a
-# few 64 KiB windows of code rather than one for every scattered function.
+# direct accessors rather than mangled names the runtime must demangle on first use. Each
+# function and global gets its own section, and lld puts the functions a CGI runs side by side
+# and the data it touches side by side (scripts/hot-symbols.py), so a request faults in a few
+# 64 KiB windows of code and a few pages of data rather than one for every scattered symbol.
 SWIFT_RELEASE = swift build -c release -Xswiftc -static-executable \
 	-Xswiftc -Xfrontend -Xswiftc -disable-concrete-type-metadata-mangled-name-accessors \
-	-Xswiftc -use-ld=lld -Xlinker --symbol-ordering-file=$(CURDIR)/Sources/latchkey-cgi/hot-functions.txt \
+	-Xswiftc -Xfrontend -Xswiftc -function-sections \
+	-Xswiftc -use-ld=lld -Xlinker --symbol-ordering-file=$(CURDIR)/Sources/latchkey-cgi/hot-symbols.txt \
 	-Xlinker --no-warn-symbol-ordering
 CGIS = login logout forgot reset account session members admin api stripe confirm-email
 PREFIX ?= /usr/local
@@ -14,6 +16,8 @@ PREFIX ?= /usr/local
 
 build: deps-build
 	python3 scripts/embed-site.py
+	@# SwiftPM does not know the order file is an input of the link: a newer one relinks.
+	@if [ Sources/latchkey-cgi/hot-symbols.txt -nt .build/release/latchkey-cgi ]; then rm -f .build/release/latchkey-cgi; fi
 	$(SWIFT_RELEASE)
 	@mkdir -p cgi-bin
 	@for cgi in $(CGIS); do install -m 0755 .build/release/latchkey-cgi cgi-bin/$$cgi; done

@@ -23,8 +23,8 @@ let package = Package(
         .target(name: "LatchkeyCGI", dependencies: ["CLinux", "LatchkeyCore", "LatchkeyStore", "LatchkeySite", "LatchkeyAccounts"]),
         .target(name: "LatchkeyAdmin", dependencies: ["CLinux", "LatchkeyCore", "LatchkeyStore", "LatchkeySite", "LatchkeyMail", "LatchkeyAccounts"]),
         .executableTarget(name: "latchkey", dependencies: ["LatchkeyAdmin"]),
-        // hot-functions.txt is the linker's order for the CGI's code (see the Makefile).
-        .executableTarget(name: "latchkey-cgi", dependencies: ["LatchkeyCGI"], exclude: ["hot-functions.txt"]),
+        // hot-symbols.txt is the linker's order for the CGI's code (see the Makefile).
+        .executableTarget(name: "latchkey-cgi", dependencies: ["LatchkeyCGI"], exclude: ["hot-symbols.txt"]),
         // libFuzzer targets (`make fuzz`); built normally they replay inputs given as files.
         .executableTarget(name: "fuzz-forms", dependencies: ["LatchkeyCGI"]),
         .executableTarget(name: "fuzz-templates", dependencies: ["LatchkeyCore"]),

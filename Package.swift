@@ -23,7 +23,7 @@ let package = Package(
         .target(name: "LatchkeyCGI", dependencies: ["CLinux", "LatchkeyCore", "LatchkeyStore", "LatchkeySite", "LatchkeyAccounts"]),
         .target(name: "LatchkeyAdmin", dependencies: ["CLinux", "LatchkeyCore", "LatchkeyStore", "LatchkeySite", "LatchkeyMail", "LatchkeyAccounts"]),
         .executableTarget(name: "latchkey", dependencies: ["LatchkeyAdmin"]),
-        // hot-symbols.txt is the linker's order for the CGI's code (see the Makefile).
+        // hot-symbols.txt is the linker's order for the CGI's code and data (see the Makefile).
         .executableTarget(name: "latchkey-cgi", dependencies: ["LatchkeyCGI"], exclude: ["hot-symbols.txt"]),
         // libFuzzer targets (`make fuzz`); built normally they replay inputs given as files.
         .executableTarget(name: "fuzz-forms", dependencies: ["LatchkeyCGI"]),

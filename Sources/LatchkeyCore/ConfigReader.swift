@@ -4,7 +4,7 @@ struct ConfigReader {
     let path: String
     let file: String
 
-    private var members: [String: JSONValue] {
+    private var members: JSONObject {
         if case let .object(o) = value { return o }
         return [:]
     }
@@ -19,7 +19,7 @@ struct ConfigReader {
         guard case .object = value else {
             throw CoreError.config(file: file, key: path.isEmpty ? "(top level)" : path, reason: "must be an object")
         }
-        if let unknown = members.keys.filter({ !known.contains($0) }).min() {
+        if let unknown = members.lazy.map(\.key).filter({ !known.contains($0) }).min() {
             throw error(unknown, "unknown key (known keys: \(known.sorted().joined(separator: ", ")))")
         }
     }
@@ -61,10 +61,12 @@ struct ConfigReader {
     func stringMap(_ key: String) throws -> [String: String] {
         guard let raw = members[key] else { return [:] }
         guard case let .object(items) = raw else { throw error(key, "must be an object of strings") }
-        return try items.mapValues { item in
-            guard case let .string(s) = item else { throw error(key, "must be an object of strings") }
-            return s
+        var strings: [String: String] = [:]
+        for item in items {
+            guard case let .string(s) = item.value else { throw error(key, "must be an object of strings") }
+            strings[item.key] = s
         }
+        return strings
     }
 
     func bool(_ key: String, default fallback: Bool) throws -> Bool {

@@ -4,6 +4,8 @@
 struct JSONParser {
     /// Deepest nesting accepted; config files are a few levels deep.
     static let maxDepth = 64
+    /// Members an object holds before repeated keys are looked for in a set.
+    static let smallObject = 32
 
     private let bytes: [UInt8]
     private var index = 0
@@ -26,9 +28,12 @@ struct JSONParser {
         switch bytes[index] {
         case UInt8(ascii: "{"):
             index += 1
-            var members: [String: JSONValue] = [:]
+            var members: [JSONObject.Member] = []
+            // Repeats are found by comparing keys while an object is small (config objects
+            // are) and with a set once it is not, so a large body stays linear.
+            var seen: Set<String>?
             skipSpace()
-            if peek(UInt8(ascii: "}")) { index += 1; return .object(members) }
+            if peek(UInt8(ascii: "}")) { index += 1; return .object(JSONObject(members: members)) }
             while true {
                 skipSpace()
                 guard peek(UInt8(ascii: "\"")) else { throw failure("expected a quoted key") }
@@ -36,11 +41,13 @@ struct JSONParser {
                 skipSpace()
                 guard peek(UInt8(ascii: ":")) else { throw failure("expected ':' after key \"\(key)\"") }
                 index += 1
-                guard members[key] == nil else { throw failure("key \"\(key)\" appears twice") }
-                members[key] = try value(depth: depth + 1)
+                if members.count == JSONParser.smallObject { seen = Set(members.map(\.key)) }
+                let repeated = seen == nil ? members.contains { $0.key == key } : seen?.insert(key).inserted == false
+                guard !repeated else { throw failure("key \"\(key)\" appears twice") }
+                members.append(JSONObject.Member(key: key, value: try value(depth: depth + 1)))
                 skipSpace()
                 if peek(UInt8(ascii: ",")) { index += 1; continue }
-                if peek(UInt8(ascii: "}")) { index += 1; return .object(members) }
+                if peek(UInt8(ascii: "}")) { index += 1; return .object(JSONObject(members: members)) }
                 throw failure(index < bytes.count ? "expected ',' or '}'" : "unexpected end of file")
             }
         case UInt8(ascii: "["):

@@ -6,7 +6,7 @@ public enum JSONValue: Equatable, Sendable {
     case number(Double)
     case string(String)
     case array([JSONValue])
-    case object([String: JSONValue])
+    case object(JSONObject)
 
     /// Reads and parses `path`; a syntax error becomes one line naming the file, line and column.
     public static func load(path: String) throws -> JSONValue {
@@ -49,7 +49,7 @@ public enum JSONValue: Equatable, Sendable {
         case let .number(n): return .string(n == n.rounded() && abs(n) < 1e15 ? String(Int64(n)) : String(n))
         case let .string(s): return .string(s)
         case let .array(a): return .list(a.map(\.templateValue))
-        case let .object(o): return .dict(o.mapValues(\.templateValue))
+        case let .object(o): return .dict(Dictionary(o.members.map { ($0.key, $0.value.templateValue) }) { $1 })
         }
     }
 }

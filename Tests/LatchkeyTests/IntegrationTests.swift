@@ -63,10 +63,10 @@ import Testing
         let document = try JSONValue.parse(Array(OpenAPIDocument.source.utf8))
         guard case let .object(paths)? = document["paths"] else { Issue.record("no paths"); return }
         var documented = Set<String>()
-        for (path, item) in paths {
-            guard case let .object(operations) = item else { continue }
+        for path in paths {
+            guard case let .object(operations) = path.value else { continue }
             for method in operations.keys where ["get", "post", "put", "patch", "delete"].contains(method) {
-                documented.insert(method.uppercased() + " " + path)
+                documented.insert(method.uppercased() + " " + path.key)
             }
         }
         let served = Set(APIEndpoint.routes.map { $0.method + " " + $0.path } + ["GET " + APIEndpoint.documentPath])

@@ -16,7 +16,7 @@ struct APICall {
     let cache = BodyCache()
 
     /// Holds the parsed body.
-    final class BodyCache { var members: [String: JSONValue]?; var absent = false }
+    final class BodyCache { var members: JSONObject?; var absent = false }
 
     /// Who acts, for the audit trail: `api:NAME` from the client's address.
     var actor: Support.Actor { Support.Actor(key.actorName, remoteAddr: context.request.remoteAddr) }
@@ -41,7 +41,7 @@ struct APICall {
     }
 
     /// The body as a JSON object, reading it once: `{}` when there is none and `required` is false.
-    func body(required: Bool) throws -> [String: JSONValue] {
+    func body(required: Bool) throws -> JSONObject {
         if cache.members == nil {
             cache.members = try readBody()
         }
@@ -49,7 +49,7 @@ struct APICall {
         return cache.members ?? [:]
     }
 
-    private func readBody() throws -> [String: JSONValue] {
+    private func readBody() throws -> JSONObject {
         let request = context.request
         if request.contentLength == 0 || (request.contentLength == nil && request.contentType == nil) {
             cache.absent = true
@@ -70,16 +70,16 @@ struct APICall {
 
     /// What identifies a request for `Idempotency-Key`: method, path and the parsed body (the
     /// same members in any order are the same request).
-    static func fingerprint(_ method: String, _ path: String, _ body: [String: JSONValue]) -> [UInt8] {
+    static func fingerprint(_ method: String, _ path: String, _ body: JSONObject) -> [UInt8] {
         Array((method + " " + path + "\n" + JSONCanonical.text(.object(body))).utf8)
     }
 }
 
 /// Reads the fields of a JSON body strictly: unknown fields and wrong types are 422s naming the field.
 struct APIFields {
-    let members: [String: JSONValue]
+    let members: JSONObject
 
-    init(_ members: [String: JSONValue], allowed: [String]) throws {
+    init(_ members: JSONObject, allowed: [String]) throws {
         if let unknown = members.keys.filter({ !allowed.contains($0) }).min() {
             throw APIProblem(422, "unknown field (known: \(allowed.joined(separator: ", ")))", field: unknown)
         }

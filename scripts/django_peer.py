@@ -66,8 +66,8 @@ from django.http import HttpResponse, JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
-API_KEY_HASH = hmac.new(b"peer-benchmark-only", b"API_KEY", hashlib.sha256).digest()
-STRIPE_SECRET = "STRIPE_SECRET"
+API_KEY_HASH = hmac.new(b"peer-benchmark-only", b"@API_KEY@", hashlib.sha256).digest()
+STRIPE_SECRET = "@STRIPE_SECRET@"
 
 
 def person(request):
@@ -150,7 +150,7 @@ class DjangoPeer:
     def start(self) -> "DjangoPeer":
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / "settings.py").write_text(SETTINGS.format(iterations=self.iterations, memory_kib=self.memory_kib))
-        (self.folder / "peer.py").write_text(URLS.replace("API_KEY", self.api_key).replace("STRIPE_SECRET", self.stripe_secret))
+        (self.folder / "peer.py").write_text(URLS.replace("@API_KEY@", self.api_key).replace("@STRIPE_SECRET@", self.stripe_secret))
         (self.folder / "wsgi_app.py").write_text("from django.core.wsgi import get_wsgi_application\napplication = get_wsgi_application()\n")
         for name, text in TEMPLATES.items():
             (self.folder / "templates" / name).parent.mkdir(parents=True, exist_ok=True)
